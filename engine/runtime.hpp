@@ -1,0 +1,56 @@
+#pragma once
+// Runtime: a validated config made ready to serve: plugins loaded, extensions made, and for every
+// listener a ListenerSpec with its middleware factories. Building one has no effect on the
+// network, so `sluice check` builds one too, and a reload builds the new one beside the old.
+// Channels share their ListenerSpec (shared_ptr), so a reload never changes a running channel.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "plugins.hpp"
+#include "sluice/pipeline.hpp"
+#include "sluice/plugin.hpp"
+
+namespace sluice {
+
+struct ListenerSpec {
+  ListenerConfig config;
+  std::vector<std::string> types;
+  std::vector<std::unique_ptr<MiddlewareFactory>> factories;
+  std::vector<Pipeline::Stage> stages;  // views of types and factories, in chain order
+};
+
+// The engine-wide extensions, by name. Lives until after the last channel is gone.
+class Extensions final : public Services {
+ public:
+  Extensions() = default;
+  Extensions(const Extensions&) = delete;
+  ~Extensions();
+  // Makes every extension of config.extensions (not started); throws FileConfigError.
+  void make(const Config& config, const Plugins& plugins);
+  void start();
+  void stop();
+  bool empty() const { return extensions_.empty(); }
+  nlohmann::json source;  // the "extensions" object they were made from
+
+  Extension* find_extension(std::string_view name) override;
+  void log(Level level, std::string_view message) override;
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<Extension>>> extensions_;
+  bool started_ = false;
+};
+
+struct Runtime {
+  Config config;
+  std::vector<std::shared_ptr<const ListenerSpec>> listeners;
+};
+
+// Loads the built-in plugins and config.plugin_dirs; throws FileConfigError naming the entry.
+void load_plugins(const Config& config, Plugins& plugins);
+// Builds every listener's chain with `services` for extensions; throws FileConfigError.
+Runtime build_runtime(Config config, const Plugins& plugins, Services& services);
+
+}  // namespace sluice

@@ -1,0 +1,36 @@
+#pragma once
+// Worker: one thread running one io_context. A channel is created on a worker by the acceptor
+// of that worker and stays there for its whole life, so nothing in a channel needs a lock.
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/intrusive/list.hpp>
+#include <thread>
+
+#include "sluice/pipeline.hpp"
+
+namespace sluice {
+
+class Channel;
+using ChannelHook =
+    boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+struct Worker {
+  explicit Worker(unsigned i) : index(i) {}
+  ~Worker();  // where Channel is complete
+  unsigned index;
+  // Declared before io: destroying io destroys pending handlers, which may own channels, and
+  // a channel's destructor still uses these.
+  ChunkPool pool;
+  // The channels alive on this worker; touched on this worker's thread only.
+  boost::intrusive::list<Channel, boost::intrusive::base_hook<ChannelHook>,
+                         boost::intrusive::constant_time_size<false>>
+      channels;
+  std::atomic<std::size_t> live{0};  // read by the main thread while draining
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_running{
+      io.get_executor()};
+  std::thread thread;
+};
+
+}  // namespace sluice

@@ -1,0 +1,64 @@
+#pragma once
+// Context: a middleware's handle on its channel. Every middleware instance gets its own Context,
+// valid from on_open until on_close returns, so it may keep a pointer to it for timer callbacks.
+// Every call happens on the channel's worker thread; none may be made from another thread.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "sluice/log.hpp"
+
+namespace sluice {
+
+// upstream: bytes from the client towards the upstream server (visits the chain in config order).
+// downstream: bytes from the upstream server towards the client (visits the chain in reverse).
+enum class Direction : std::uint8_t { upstream, downstream };
+
+inline constexpr std::string_view to_string(Direction d) {
+  return d == Direction::upstream ? "upstream" : "downstream";
+}
+
+using Clock = std::chrono::steady_clock;
+using TimerId = std::uint64_t;
+
+class Context {
+ public:
+  virtual std::uint64_t channel_id() const = 0;
+  virtual std::string_view listener() const = 0;
+  // "ip:port" ("[v6]:port" for IPv6) of the accepted client.
+  virtual std::string_view client_address() const = 0;
+  // The upstream as configured or as set by a middleware ("host:port"); empty if none.
+  virtual std::string_view upstream_address() const = 0;
+
+  // Connecting (on_open and while deferred only; later calls throw std::logic_error).
+  // set_upstream picks the target; defer_connect keeps the engine from connecting until
+  // connect_upstream() is called, while client bytes already flow through the chain (and wait,
+  // bounded by the watermarks, at the end of it).
+  virtual void set_upstream(std::string_view host_port) = 0;
+  virtual void defer_connect() = 0;
+  virtual void connect_upstream() = 0;
+
+  // Injects bytes in `dir` that continue from just after this middleware (the next one in
+  // that direction's order, or the socket). They count towards the direction's watermark.
+  virtual void send(Direction dir, std::string_view bytes) = 0;
+  // Releases the chunk this middleware held with Verdict::hold in `dir`: it continues to the
+  // next middleware, then the engine reads that direction again.
+  virtual void resume(Direction dir) = 0;
+  // Closes the channel (both sides) with `reason` in the log and in on_close.
+  virtual void close(std::string_view reason) = 0;
+
+  // One-shot timer on the channel's thread; all timers are cancelled when the channel closes.
+  virtual Clock::time_point now() const = 0;
+  virtual TimerId start_timer(Clock::duration after, std::function<void()> fire) = 0;
+  virtual void cancel_timer(TimerId id) = 0;
+
+  // A log line prefixed with the channel id and the middleware's type.
+  virtual void log(Level level, std::string_view message) = 0;
+  virtual bool log_enabled(Level level) const = 0;
+
+ protected:
+  ~Context() = default;
+};
+
+}  // namespace sluice

@@ -1,0 +1,57 @@
+#pragma once
+// Middleware: the per-channel object that sees a channel's events and bytes, created by its
+// listener's MiddlewareFactory for every accepted client. Hooks run on the channel's worker
+// thread, one at a time, so a middleware needs no locks for its own state.
+//
+// Order: on_open once; then on_data/on_end per direction (upstream in config order, downstream in
+// reverse); on_close once, last, whatever happened before (even if on_open threw or rejected).
+// A hook that throws closes its channel with the exception's message; other channels go on.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "sluice/chunk.hpp"
+#include "sluice/context.hpp"
+
+namespace sluice {
+
+enum class Verdict : std::uint8_t {
+  pass,   // the chunk (as left by the middleware) goes on; an empty chunk stops here
+  hold,   // the engine keeps the chunk at this middleware and stops reading this direction
+          // until ctx.resume(dir); use it to delay or pace bytes
+  close,  // close the channel
+};
+
+struct CloseInfo {
+  std::string_view reason;  // "client closed", "upstream connect failed: ...", ...
+  bool upstream_connected;
+  std::uint64_t bytes_from_client;
+  std::uint64_t bytes_to_upstream;
+  std::uint64_t bytes_from_upstream;
+  std::uint64_t bytes_to_client;
+  std::chrono::nanoseconds duration;
+};
+
+class Middleware {
+ public:
+  virtual ~Middleware() = default;
+  // The client was accepted. May set the upstream, defer the connect, or ctx.close() to reject.
+  virtual void on_open(Context&) {}
+  virtual Verdict on_data(Context&, Direction, Chunk&) { return Verdict::pass; }
+  // The sender of `dir` finished (half-close), after its last on_data. Bytes sent from here still
+  // go out before the FIN is forwarded.
+  virtual void on_end(Context&, Direction) {}
+  virtual void on_close(Context&, const CloseInfo&) {}
+};
+
+// Made once per listener when the config is loaded (and again on reload); validates options
+// there so a bad option is a start-up error. create() is called from every worker thread, so it
+// must be safe to call concurrently; the factory outlives every middleware it created.
+class MiddlewareFactory {
+ public:
+  virtual ~MiddlewareFactory() = default;
+  virtual std::unique_ptr<Middleware> create() = 0;
+};
+
+}  // namespace sluice

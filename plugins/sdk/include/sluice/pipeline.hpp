@@ -1,0 +1,300 @@
+#pragma once
+// Pipeline: the I/O-free core of a channel. It owns one instance of every middleware of a chain
+// and moves chunks, half-closes and injected bytes through them in order; whoever drives it
+// (the engine's Channel with real sockets, or testing::Harness with strings and a fake clock)
+// supplies a Host. Keeping this logic here, once, means a middleware behaves the same under the
+// harness as in production.
+//
+// Ordering rules it guarantees:
+// - upstream chunks visit middlewares in chain order, downstream chunks in reverse order;
+// - bytes a middleware injects with ctx.send() during on_data go out before the chunk it passes;
+// - while a middleware holds in a direction, every later chunk it sees waits behind the held
+//   ones until ctx.resume(), and so does the half-close;
+// - on_end reaches a middleware only after every on_data of that direction, and the host sees
+//   emit_end() only after every byte of that direction was emitted.
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sluice/chunk.hpp"
+#include "sluice/context.hpp"
+#include "sluice/middleware.hpp"
+
+namespace sluice {
+
+// Reuses chunk storage so a pass-through chain never allocates per chunk. One per thread.
+class ChunkPool {
+ public:
+  explicit ChunkPool(std::size_t chunk_size = 64 * 1024, std::size_t max_free = 1024)
+      : chunk_size_(chunk_size), max_free_(max_free) {}
+  std::size_t chunk_size() const { return chunk_size_; }
+  std::size_t free_count() const { return free_.size(); }
+
+  Chunk take() {
+    if (free_.empty()) return Chunk(chunk_size_);
+    Chunk c = std::move(free_.back());
+    free_.pop_back();
+    c.clear();
+    return c;
+  }
+  // Keeps ordinary chunks for reuse; odd-sized ones (grown by a middleware) are freed.
+  void give(Chunk&& c) {
+    if (free_.size() < max_free_ && c.capacity() == chunk_size_) free_.push_back(std::move(c));
+  }
+
+ private:
+  std::size_t chunk_size_;
+  std::size_t max_free_;
+  std::vector<Chunk> free_;
+};
+
+class Pipeline {
+ public:
+  // What the driver of a pipeline provides.
+  class Host {
+   public:
+    virtual std::uint64_t channel_id() const = 0;
+    virtual std::string_view listener() const = 0;
+    virtual std::string_view client_address() const = 0;
+    virtual std::string_view upstream_address() const = 0;
+    virtual void set_upstream(std::string_view host_port) = 0;
+    virtual void defer_connect() = 0;
+    virtual void connect_upstream() = 0;
+    // Bytes and the half-close leaving the chain, towards the socket of `dir`.
+    virtual void emit(Direction dir, Chunk&& chunk) = 0;
+    virtual void emit_end(Direction dir) = 0;
+    // Some middleware holds in `dir` (pause) / none does any more (resume): stop or restart
+    // reading the source of `dir`.
+    virtual void pause(Direction dir) = 0;
+    virtual void resume(Direction dir) = 0;
+    // Must not destroy the pipeline from inside this call: it may come from a hook.
+    virtual void close(std::string_view reason) = 0;
+    virtual Clock::time_point now() const = 0;
+    virtual TimerId start_timer(Clock::duration after, std::function<void()> fire) = 0;
+    virtual void cancel_timer(TimerId id) = 0;
+    virtual void log(Level level, std::string_view type, std::string_view message) = 0;
+    virtual bool log_enabled(Level level) const = 0;
+
+   protected:
+    ~Host() = default;
+  };
+
+  struct Stage {
+    std::string_view type;
+    MiddlewareFactory* factory;
+  };
+
+  Pipeline(Host& host, ChunkPool& pool) : host_(host), pool_(pool) {}
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Creates every middleware, then runs on_open in chain order. A failure closes the channel.
+  void open(std::span<const Stage> stages) {
+    slots_.reserve(stages.size());
+    for (const Stage& st : stages) {
+      slots_.emplace_back(*this, st.type);
+      try {
+        slots_.back().middleware = st.factory->create();
+      } catch (const std::exception& e) {
+        fail(slots_.back(), "create", e.what());
+        return;
+      } catch (...) {
+        fail(slots_.back(), "create", "unknown exception");
+        return;
+      }
+    }
+    for (Slot& s : slots_) {
+      if (closed_) return;
+      try {
+        s.middleware->on_open(s);
+      } catch (const std::exception& e) {
+        fail(s, "on_open", e.what());
+      } catch (...) {
+        fail(s, "on_open", "unknown exception");
+      }
+    }
+  }
+
+  // Bytes read from the source of `dir` enter the chain.
+  void data(Direction dir, Chunk&& chunk) { deliver(dir, 0, std::move(chunk)); }
+  // The source of `dir` sent FIN.
+  void end(Direction dir) { deliver_end(dir, 0); }
+  // Runs on_close once on every middleware that was created, in chain order.
+  void close(const CloseInfo& info) {
+    closed_ = true;
+    for (Slot& s : slots_) {
+      if (!s.middleware) continue;
+      try {
+        s.middleware->on_close(s, info);
+      } catch (const std::exception& e) {
+        host_.log(Level::warn, s.type, std::string("on_close threw: ") + e.what());
+      } catch (...) {
+        host_.log(Level::warn, s.type, "on_close threw an unknown exception");
+      }
+      for (auto& q : s.held) q.clear();
+    }
+  }
+  // Closed by a middleware or the host; hooks are no longer called (except on_close).
+  bool closed() const { return closed_; }
+  void mark_closed() { closed_ = true; }
+  bool holding(Direction dir) const { return holding_[index(dir)] > 0; }
+  std::size_t size() const { return slots_.size(); }
+
+ private:
+  struct Slot final : Context {
+    Slot(Pipeline& p, std::string_view t) : pipeline(&p), type(t) {}
+    Pipeline* pipeline;
+    std::string_view type;
+    std::unique_ptr<Middleware> middleware;
+    std::vector<Chunk> held[2];
+    bool end_pending[2] = {false, false};
+
+    std::uint64_t channel_id() const override { return pipeline->host_.channel_id(); }
+    std::string_view listener() const override { return pipeline->host_.listener(); }
+    std::string_view client_address() const override { return pipeline->host_.client_address(); }
+    std::string_view upstream_address() const override {
+      return pipeline->host_.upstream_address();
+    }
+    void set_upstream(std::string_view hp) override { pipeline->host_.set_upstream(hp); }
+    void defer_connect() override { pipeline->host_.defer_connect(); }
+    void connect_upstream() override { pipeline->host_.connect_upstream(); }
+    void send(Direction dir, std::string_view bytes) override { pipeline->send_from(*this, dir, bytes); }
+    void resume(Direction dir) override { pipeline->resume_from(*this, dir); }
+    void close(std::string_view reason) override {
+      if (pipeline->closed_) return;
+      pipeline->closed_ = true;
+      pipeline->host_.close(reason);
+    }
+    Clock::time_point now() const override { return pipeline->host_.now(); }
+    TimerId start_timer(Clock::duration after, std::function<void()> fire) override {
+      Pipeline* p = pipeline;
+      return p->host_.start_timer(after, [p, this, fire = std::move(fire)] {
+        if (p->closed_) return;
+        try {
+          fire();
+        } catch (const std::exception& e) {
+          p->fail(*this, "timer", e.what());
+        } catch (...) {
+          p->fail(*this, "timer", "unknown exception");
+        }
+      });
+    }
+    void cancel_timer(TimerId id) override { pipeline->host_.cancel_timer(id); }
+    void log(Level level, std::string_view message) override {
+      pipeline->host_.log(level, type, message);
+    }
+    bool log_enabled(Level level) const override { return pipeline->host_.log_enabled(level); }
+  };
+
+  static std::size_t index(Direction d) { return d == Direction::upstream ? 0 : 1; }
+  // Position `pos` in the visiting order of `dir` -> slot.
+  Slot& at(Direction dir, std::size_t pos) {
+    return slots_[dir == Direction::upstream ? pos : slots_.size() - 1 - pos];
+  }
+  std::size_t position_of(const Slot& s, Direction dir) const {
+    auto i = static_cast<std::size_t>(&s - slots_.data());
+    return dir == Direction::upstream ? i : slots_.size() - 1 - i;
+  }
+
+  void fail(Slot& s, std::string_view hook, std::string_view what) {
+    if (closed_) return;
+    closed_ = true;
+    host_.close("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
+                std::string(what));
+  }
+
+  void deliver(Direction dir, std::size_t pos, Chunk&& chunk) {
+    const std::size_t d = index(dir);
+    for (; pos < slots_.size(); ++pos) {
+      if (closed_) break;
+      Slot& s = at(dir, pos);
+      Verdict v;
+      try {
+        v = s.middleware->on_data(s, dir, chunk);
+      } catch (const std::exception& e) {
+        fail(s, "on_data", e.what());
+        break;
+      } catch (...) {
+        fail(s, "on_data", "unknown exception");
+        break;
+      }
+      if (closed_) break;
+      if (v == Verdict::close) {
+        closed_ = true;
+        host_.close("closed by middleware " + std::string(s.type));
+        break;
+      }
+      if (v == Verdict::hold || !s.held[d].empty()) {
+        if (s.held[d].empty() && ++holding_[d] == 1) host_.pause(dir);
+        s.held[d].push_back(std::move(chunk));
+        return;
+      }
+      if (chunk.empty()) break;
+    }
+    if (closed_ || chunk.empty()) {
+      pool_.give(std::move(chunk));
+      return;
+    }
+    host_.emit(dir, std::move(chunk));
+  }
+
+  void deliver_end(Direction dir, std::size_t pos) {
+    for (; pos < slots_.size(); ++pos) {
+      if (closed_) return;
+      Slot& s = at(dir, pos);
+      try {
+        s.middleware->on_end(s, dir);
+      } catch (const std::exception& e) {
+        fail(s, "on_end", e.what());
+        return;
+      } catch (...) {
+        fail(s, "on_end", "unknown exception");
+        return;
+      }
+      if (!s.held[index(dir)].empty()) {
+        s.end_pending[index(dir)] = true;
+        return;
+      }
+    }
+    if (!closed_) host_.emit_end(dir);
+  }
+
+  void send_from(Slot& s, Direction dir, std::string_view bytes) {
+    if (closed_ || bytes.empty()) return;
+    Chunk c = pool_.take();
+    c.assign(bytes);
+    deliver(dir, position_of(s, dir) + 1, std::move(c));
+  }
+
+  void resume_from(Slot& s, Direction dir) {
+    const std::size_t d = index(dir);
+    if (closed_ || s.held[d].empty()) return;
+    std::vector<Chunk> released = std::move(s.held[d]);
+    s.held[d].clear();
+    const std::size_t next = position_of(s, dir) + 1;
+    for (Chunk& c : released) {
+      if (c.empty()) continue;
+      deliver(dir, next, std::move(c));
+    }
+    if (s.end_pending[d] && s.held[d].empty()) {
+      s.end_pending[d] = false;
+      deliver_end(dir, next);
+    }
+    if (s.held[d].empty() && --holding_[d] == 0 && !closed_) host_.resume(dir);
+  }
+
+  Host& host_;
+  ChunkPool& pool_;
+  std::vector<Slot> slots_;
+  std::size_t holding_[2] = {0, 0};
+  bool closed_ = false;
+};
+
+}  // namespace sluice
