@@ -232,6 +232,7 @@ class Pipeline {
         break;
       }
       if (v == Verdict::hold || !s.held[d].empty()) {
+        if (v == Verdict::pass && chunk.empty()) break;  // nothing to queue behind the held
         if (s.held[d].empty() && ++holding_[d] == 1) host_.pause(dir);
         s.held[d].push_back(std::move(chunk));
         return;

@@ -1,0 +1,3 @@
+#include "echo/echo.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_echo)

@@ -1,0 +1,3 @@
+#include "hexdump/hexdump.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_hexdump)

@@ -1,0 +1,3 @@
+#include "replace/replace.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_replace)
