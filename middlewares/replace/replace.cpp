@@ -12,9 +12,10 @@ namespace {
 // What every channel of a listener shares, read-only.
 class Pattern {
  public:
-  Pattern(std::string from, std::string to, std::string_view direction)
+  Pattern(std::string from, std::string to, std::string_view direction, Clock::duration hold)
       : from_(std::move(from)),
         to_(std::move(to)),
+        hold_(hold),
         border_(from_.size(), 0),
         upstream_(direction != "downstream"),
         downstream_(direction != "upstream") {
@@ -29,6 +30,7 @@ class Pattern {
 
   std::string_view from() const { return from_; }
   std::string_view to() const { return to_; }
+  Clock::duration hold_timeout() const { return hold_; }
   bool applies(Direction d) const { return d == Direction::upstream ? upstream_ : downstream_; }
 
   // Length of the longest suffix of `s` that is a proper prefix of `from`, for a stream in which
@@ -47,6 +49,7 @@ class Pattern {
  private:
   std::string from_;
   std::string to_;
+  Clock::duration hold_;
   std::vector<std::size_t> border_;
   bool upstream_;
   bool downstream_;
@@ -56,9 +59,9 @@ class Replace final : public Middleware {
  public:
   explicit Replace(const Pattern& pattern) : p_(pattern) {}
 
-  Verdict on_data(Context&, Direction dir, Chunk& chunk) override {
+  Verdict on_data(Context& ctx, Direction dir, Chunk& chunk) override {
     if (!p_.applies(dir)) return Verdict::pass;
-    std::string& carry = carry_[index(dir)];
+    std::string& carry = held_[index(dir)].bytes;
     const std::string_view in = chunk.view();
     std::size_t match = std::string_view::npos;
     if (carry.empty()) {
@@ -69,6 +72,7 @@ class Replace final : public Middleware {
         if (keep != 0) {
           carry.assign(in.substr(in.size() - keep));
           chunk.resize(in.size() - keep);
+          arm(ctx, dir);
         }
         return Verdict::pass;
       }
@@ -91,20 +95,47 @@ class Replace final : public Middleware {
     const std::size_t keep = p_.open_prefix(tail);
     chunk.append(tail.substr(0, tail.size() - keep));
     carry.assign(tail.substr(tail.size() - keep));
+    if (keep != 0) arm(ctx, dir);
     return Verdict::pass;
   }
 
-  void on_end(Context& ctx, Direction dir) override {
-    // The stream ended inside a possible match: it was not one, so it goes out unchanged.
-    const std::string rest = std::exchange(carry_[index(dir)], {});
+  void on_end(Context& ctx, Direction dir) override { flush(ctx, dir); }
+
+ private:
+  struct Held {
+    std::string bytes;  // always shorter than `from`
+    Clock::time_point since;
+    bool timer = false;
+  };
+  static std::size_t index(Direction d) { return d == Direction::upstream ? 0 : 1; }
+
+  // The held bytes were not a match after all: they go out unchanged.
+  void flush(Context& ctx, Direction dir) {
+    const std::string rest = std::exchange(held_[index(dir)].bytes, {});
     if (!rest.empty()) ctx.send(dir, rest);
   }
 
- private:
-  static std::size_t index(Direction d) { return d == Direction::upstream ? 0 : 1; }
+  // A request/response protocol may send nothing more until it gets an answer, so held bytes
+  // must not wait for the next chunk forever: after hold_timeout without one, they go out.
+  void arm(Context& ctx, Direction dir) {
+    Held& h = held_[index(dir)];
+    h.since = ctx.now();
+    if (h.timer || p_.hold_timeout() == Clock::duration::zero()) return;
+    h.timer = true;
+    ctx.start_timer(p_.hold_timeout(), [this, &ctx, dir] { expire(ctx, dir); });
+  }
+  void expire(Context& ctx, Direction dir) {
+    Held& h = held_[index(dir)];
+    h.timer = false;
+    if (h.bytes.empty()) return;
+    const auto waited = ctx.now() - h.since;
+    if (waited >= p_.hold_timeout()) return flush(ctx, dir);
+    h.timer = true;  // held again since the timer started: wait out the rest
+    ctx.start_timer(p_.hold_timeout() - waited, [this, &ctx, dir] { expire(ctx, dir); });
+  }
 
   const Pattern& p_;
-  std::string carry_[2];  // held-back bytes per direction, always shorter than `from`
+  Held held_[2];
 };
 
 class ReplaceFactory final : public MiddlewareFactory {
@@ -127,7 +158,9 @@ void register_replace(Registry& registry) {
         auto to = options.require<std::string>("to");
         const auto direction =
             options.choice("direction", {"upstream", "downstream", "both"}, "both");
-        return std::make_unique<ReplaceFactory>(Pattern(std::move(from), std::move(to), direction));
+        const auto hold = options.duration("hold_timeout", std::chrono::milliseconds(100));
+        return std::make_unique<ReplaceFactory>(
+            Pattern(std::move(from), std::move(to), direction, hold));
       });
 }
 

@@ -294,3 +294,63 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_json_path) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_CASE(held_bytes_go_out_after_hold_timeout, Fixture) {
+  auto c = chain({{"from", "needle"}, {"to", "N"}});  // default hold_timeout: 100ms
+  Harness h(c);
+  h.feed(Direction::upstream, "xxnee");
+  BOOST_TEST(h.take(Direction::upstream) == "xx");
+  h.advance(std::chrono::milliseconds(99));
+  BOOST_TEST(h.take(Direction::upstream) == "");
+  h.advance(std::chrono::milliseconds(1));
+  BOOST_TEST(h.take(Direction::upstream) == "nee");
+  // Nothing is left behind: a later match is still found, and the end adds nothing.
+  h.feed(Direction::upstream, "a needle");
+  h.finish(Direction::upstream);
+  BOOST_TEST(h.take(Direction::upstream) == "a N");
+}
+
+BOOST_FIXTURE_TEST_CASE(hold_timeout_counts_from_the_last_chunk, Fixture) {
+  auto c = chain({{"from", "needle"}, {"to", "N"}, {"hold_timeout", "100ms"}});
+  Harness h(c);
+  h.feed(Direction::upstream, "ne");
+  h.advance(std::chrono::milliseconds(60));
+  h.feed(Direction::upstream, "e");  // still a prefix: held since now
+  h.advance(std::chrono::milliseconds(40));
+  BOOST_TEST(h.take(Direction::upstream) == "");
+  h.advance(std::chrono::milliseconds(59));
+  BOOST_TEST(h.take(Direction::upstream) == "");
+  h.advance(std::chrono::milliseconds(1));
+  BOOST_TEST(h.take(Direction::upstream) == "nee");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_match_completed_in_time_is_replaced, Fixture) {
+  auto c = chain({{"from", "needle"}, {"to", "N"}});
+  Harness h(c);
+  h.feed(Direction::downstream, "nee");
+  h.advance(std::chrono::milliseconds(50));
+  h.feed(Direction::downstream, "dle!");
+  BOOST_TEST(h.take(Direction::downstream) == "N!");
+  h.advance(std::chrono::seconds(1));
+  BOOST_TEST(h.take(Direction::downstream) == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(hold_timeout_zero_holds_until_more_bytes_or_the_end, Fixture) {
+  auto c = chain({{"from", "needle"}, {"to", "N"}, {"hold_timeout", 0}});
+  Harness h(c);
+  h.feed(Direction::upstream, "xxnee");
+  h.advance(std::chrono::seconds(10));
+  BOOST_TEST(h.take(Direction::upstream) == "xx");
+  BOOST_TEST(h.pending_timers() == 0u);
+  h.finish(Direction::upstream);
+  BOOST_TEST(h.take(Direction::upstream) == "nee");
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_hold_timeout_is_a_config_error, Fixture) {
+  try {
+    chain({{"from", "a"}, {"to", "b"}, {"hold_timeout", "soon"}});
+    BOOST_FAIL("no error");
+  } catch (const sluice::ConfigError& e) {
+    BOOST_TEST(e.path() == "/middlewares/0/hold_timeout");
+  }
+}
