@@ -136,6 +136,13 @@ asio::awaitable<void> Channel::pump(Direction dir) {
 
 void Channel::emit(Direction dir, Chunk&& chunk) {
   Flow& f = flow(dir);
+  if (f.end_emitted) {
+    // The sink's FIN is on its way; these bytes can no longer be delivered in order.
+    worker_.pool.give(std::move(chunk));
+    return close("a middleware sent " + std::string(to_string(dir)) +
+                     " bytes after that direction's half-close",
+                 true);
+  }
   f.queued += chunk.size();
   f.queue.push_back(std::move(chunk));
   if (!f.writing && sink_ready(dir)) write(dir);

@@ -89,11 +89,11 @@ Config parse_config(const nlohmann::json& root, std::string source,
   for (std::size_t i = 0; i < ls.size(); ++i) {
     Options lo(ls[i], "/listeners/" + std::to_string(i));
     ListenerConfig l = parse_listener(lo);
+    if (l.listen.port() != 0 && !addresses.insert(l.listen).second)
+      lo.fail("listen", "another listener already listens on " + to_string(l.listen));
     if (!names.insert(l.name).second)
       throw ConfigError(lo.has("name") ? lo.path_of("name") : lo.path_of("listen"),
                         "duplicate listener name \"" + l.name + "\"");
-    if (l.listen.port() != 0 && !addresses.insert(l.listen).second)
-      lo.fail("listen", "another listener already listens on " + to_string(l.listen));
     c.listeners.push_back(std::move(l));
   }
   o.finish();

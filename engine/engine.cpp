@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "channel.hpp"
 #include "log.hpp"
@@ -55,13 +56,18 @@ std::vector<std::unique_ptr<Listener>> Engine::bind_all(
     for (auto& l : keep)
       if (l && want.port() != 0 && l->spec().config.listen == want) reused[i] = l.get();
     if (reused[i]) continue;
+    auto cannot_listen = [&](const std::string& why) {
+      return FileConfigError(rt.config.source,
+                             ConfigError(spec->config.path + "/listen",
+                                         "cannot listen on " + to_string(want) + ": " + why));
+    };
     try {
       fresh[i] = std::make_unique<Listener>(workers_, spec);
     } catch (const std::system_error& e) {
-      throw FileConfigError(rt.config.source,
-                            ConfigError(spec->config.path + "/listen",
-                                        "cannot listen on " + to_string(want) + ": " +
-                                            e.code().message()));
+      throw cannot_listen(e.code().message());
+    } catch (const boost::system::system_error& e) {
+      // What Asio's acceptor throws (bind: "Address already in use"); not a std::system_error.
+      throw cannot_listen(e.code().message());
     }
   }
   std::vector<std::unique_ptr<Listener>> out;
@@ -123,6 +129,10 @@ void Engine::reload() {
 }
 
 int Engine::run() {
+  // Handle the signals before anything can tell the world we are ready: a SIGHUP or SIGTERM sent
+  // right after "sluice ready:" must reach the handler below, not the default action (exit).
+  asio::io_context main;
+  asio::signal_set signals(main, SIGINT, SIGTERM, SIGHUP);
   for (auto& w : workers_) {
     Worker* worker = w.get();
     worker->thread = std::thread([worker] {
@@ -143,8 +153,6 @@ int Engine::run() {
   }
   spdlog::info("sluice ready: {} listener(s), {} worker(s)", listeners_.size(), workers_.size());
 
-  asio::io_context main;
-  asio::signal_set signals(main, SIGINT, SIGTERM, SIGHUP);
   asio::steady_timer tick(main);
   bool draining = false, aborted = false;
   Clock::time_point deadline;

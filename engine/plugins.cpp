@@ -81,6 +81,7 @@ void Plugins::load_file(const std::filesystem::path& file) {
       dlclose(h);
     } else if (const char* dl = dlerror()) {
       why = dl;
+      if (why.starts_with(name + ": ")) why.erase(0, name.size() + 2);  // named already
     }
     throw fail("cannot load as a shared library: " + why);
   }

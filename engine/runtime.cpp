@@ -15,15 +15,35 @@ void with_source(const Config& config, F&& f) {
   }
 }
 
+// Runs a plugin's maker; whatever it throws is reported at its options' JSON path.
+template <class F>
+auto make_at(const Options& o, F&& make) {
+  try {
+    return make();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ConfigError(o.path(), e.what());
+  } catch (...) {
+    throw ConfigError(o.path(), "the plugin threw an unknown exception");
+  }
+}
+
 }  // namespace
 
 void load_plugins(const Config& config, Plugins& plugins) {
   with_source(config, [&] {
     const auto builtin = Plugins::builtin_dir();
-    try {
-      plugins.load(builtin);
-    } catch (const PluginError& e) {
-      throw ConfigError("", std::string("built-in plugins: ") + e.what());
+    std::error_code ec;
+    if (!std::filesystem::exists(builtin, ec)) {
+      // A binary copied away from its install: it still runs plugins from plugin_dirs.
+      spdlog::warn("no built-in plugins: {} does not exist", builtin.string());
+    } else {
+      try {
+        plugins.load(builtin);
+      } catch (const PluginError& e) {
+        throw ConfigError("", std::string("built-in plugins: ") + e.what());
+      }
     }
     for (std::size_t i = 0; i < config.plugin_dirs.size(); ++i) {
       try {
@@ -37,7 +57,7 @@ void load_plugins(const Config& config, Plugins& plugins) {
 
 Extensions::~Extensions() {
   stop();
-  // Reverse order: a later extension may use an earlier one.
+  // In reverse order of creation (name order: the JSON object keeps its keys sorted).
   while (!extensions_.empty()) extensions_.pop_back();
 }
 
@@ -52,7 +72,7 @@ void Extensions::make(const Config& config, const Plugins& plugins) {
       if (!t)
         o.fail("type", "unknown extension type \"" + type +
                            "\" (known: " + plugins.names(Plugins::Kind::extension) + ")");
-      auto ext = t->make_extension(o, *this);
+      auto ext = make_at(o, [&] { return t->make_extension(o, *this); });
       if (!ext) o.fail("type", "plugin " + t->file + " made no extension");
       o.finish();
       extensions_.emplace_back(it.key(), std::move(ext));
@@ -103,7 +123,7 @@ Runtime build_runtime(Config config, const Plugins& plugins, Services& services)
         if (!t)
           o.fail("type", "unknown middleware type \"" + type +
                              "\" (known: " + plugins.names(Plugins::Kind::middleware) + ")");
-        auto factory = t->make_middleware(o, services);
+        auto factory = make_at(o, [&] { return t->make_middleware(o, services); });
         if (!factory) o.fail("type", "plugin " + t->file + " made no factory");
         o.finish();
         spec->types.push_back(type);

@@ -31,10 +31,11 @@ class Context {
   // The upstream as configured or as set by a middleware ("host:port"); empty if none.
   virtual std::string_view upstream_address() const = 0;
 
-  // Connecting (on_open and while deferred only; later calls throw std::logic_error).
-  // set_upstream picks the target; defer_connect keeps the engine from connecting until
-  // connect_upstream() is called, while client bytes already flow through the chain (and wait,
-  // bounded by the watermarks, at the end of it).
+  // Connecting. set_upstream picks the target (in on_open, or later while deferred; once the
+  // connect has started it throws std::logic_error). defer_connect, in on_open only (else it
+  // throws std::logic_error), keeps the engine from connecting until connect_upstream() is
+  // called, while client bytes already flow through the chain (and wait, bounded by the
+  // watermarks, at the end of it). connect_upstream() does nothing once the connect has started.
   virtual void set_upstream(std::string_view host_port) = 0;
   virtual void defer_connect() = 0;
   virtual void connect_upstream() = 0;

@@ -201,8 +201,10 @@ class Options {
                          "\"1MiB\", \"1GiB\"";
     // JSON built in code stores small integers as signed; from a file they are unsigned.
     if (j.is_number_unsigned()) return j.get<std::uint64_t>();
-    if (j.is_number_integer() && j.get<std::int64_t>() >= 0)
+    if (j.is_number_integer()) {
+      if (j.get<std::int64_t>() < 0) throw ConfigError(path, "expected a size, got a negative number");
       return static_cast<std::uint64_t>(j.get<std::int64_t>());
+    }
     if (!j.is_string()) throw ConfigError(path, std::string(expect) + ", got " + describe(j));
     std::string s = j.get<std::string>();
     std::size_t end = 0;
