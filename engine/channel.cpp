@@ -75,7 +75,7 @@ asio::awaitable<void> Channel::run(std::shared_ptr<Channel> /*keep_alive*/) {
     pipeline_.open(spec_->stages);
     opening_ = false;
     if (!closing_ && connect_ == Connect::none) begin_connect();
-    if (spec_->config.idle_timeout.count() > 0) arm_idle(spec_->config.idle_timeout);
+    if (!closing_ && spec_->config.idle_timeout.count() > 0) arm_idle(spec_->config.idle_timeout);
     co_await (pump(Direction::upstream) && pump(Direction::downstream));
   } catch (const std::exception& e) {
     close(std::string("internal error: ") + e.what(), true);
@@ -97,6 +97,7 @@ asio::awaitable<void> Channel::pump(Direction dir) {
   while (!closing_ && !f.source_done && dir == Direction::downstream &&
          connect_ != Connect::connected)
     co_await wait(f);
+  int burst = 0;
   while (!closing_ && !f.source_done) {
     if (f.queued >= high) f.full = true;
     if (pipeline_.holding(dir) || f.full) {
@@ -109,6 +110,7 @@ asio::awaitable<void> Channel::pump(Direction dir) {
     if (would_block(ec)) {
       // Idle: give the buffer back before waiting, so an idle channel holds none.
       worker_.pool.give(std::move(chunk));
+      burst = 0;
       auto [wait_ec] = co_await src.async_wait(tcp::socket::wait_read, use_tuple);
       if (wait_ec && !closing_) close(std::string(side) + " wait failed: " + wait_ec.message(), true);
       continue;
@@ -129,6 +131,11 @@ asio::awaitable<void> Channel::pump(Direction dir) {
     f.read += n;
     last_activity_ = Clock::now();
     pipeline_.data(dir, std::move(chunk));
+    // A fast source and a fast sink never block: let the worker's other channels run too.
+    if (++burst == 16) {
+      burst = 0;
+      co_await asio::post(worker_.io, asio::use_awaitable);
+    }
   }
   // Done reading; this direction is over once its FIN has gone out.
   while (!closing_ && !f.shut) co_await wait(f);
@@ -144,7 +151,15 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
                  true);
   }
   f.queued += chunk.size();
-  f.queue.push_back(std::move(chunk));
+  // A small chunk joins the last queued one if it fits, so a stream of small reads towards a
+  // slow sink holds about `queued` bytes of memory, not one whole buffer per read.
+  if (!f.queue.empty() && chunk.size() <= chunk.capacity() / 8 &&
+      f.queue.back().capacity() - f.queue.back().size() >= chunk.size()) {
+    f.queue.back().append(chunk.view());
+    worker_.pool.give(std::move(chunk));
+  } else {
+    f.queue.push_back(std::move(chunk));
+  }
   if (!f.writing && sink_ready(dir)) write(dir);
 }
 
@@ -185,6 +200,10 @@ void Channel::write(Direction dir) {
   }
   if (f.head == f.queue.size()) {
     f.queue.clear();
+    f.head = 0;
+  } else if (f.head >= 32) {
+    // A sink that never quite catches up never empties the queue: drop the spent slots.
+    f.queue.erase(f.queue.begin(), f.queue.begin() + static_cast<std::ptrdiff_t>(f.head));
     f.head = 0;
   }
   if (f.full && f.queued <= low) {
@@ -242,7 +261,17 @@ void Channel::begin_connect() {
   if (closing_) return;
   if (!target_) return close("no upstream: the listener has none and no middleware set one", false);
   connect_ = Connect::pending;
-  asio::co_spawn(worker_.io, connect(shared_from_this()), asio::detached);
+  // `detached` would drop an exception (bad_alloc, no thread for the resolver) and leave the
+  // channel waiting for a connect that never ends.
+  asio::co_spawn(worker_.io, connect(shared_from_this()),
+                 [self = shared_from_this()](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     self->close(std::string("upstream connect failed: ") + x.what(), true);
+                   }
+                 });
 }
 
 asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) {
@@ -259,6 +288,8 @@ asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) 
     auto [rec, results] =
         co_await resolver.async_resolve(target.host, std::to_string(target.port), use_tuple);
     if (rec) co_return rec;
+    // The lookup cannot be cancelled: the channel may have closed meanwhile.
+    if (closing_) co_return asio::error::operation_aborted;
     auto [ec, ep] = co_await asio::async_connect(upstream_, results, use_tuple);
     co_return ec;
   };
@@ -300,6 +331,8 @@ void Channel::close(std::string_view reason, bool reset) {
   reason_ = std::string(reason);
   pipeline_.mark_closed();
   error_code ec;
+  // Bytes still queued are lost: a FIN would tell the peer the stream ended complete.
+  if (flows_[0].queued || flows_[1].queued) reset = true;
   if (reset) {
     // An error mid-stream: make both peers see an abort (RST), not a clean end of data.
     client_.set_option(tcp::socket::linger(true, 0), ec);
@@ -325,6 +358,8 @@ void Channel::finish() {
                  down.written,
                  Clock::now() - started_};
   pipeline_.close(info);
+  idle_.cancel();
+  timers_.clear();  // any a middleware started from on_close
   spdlog::log(clean ? spdlog::level::debug : spdlog::level::info,
               "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_,
               spec_->config.name, reason_, client_address_,
@@ -334,10 +369,11 @@ void Channel::finish() {
 
 TimerId Channel::start_timer(Clock::duration after, std::function<void()> fire) {
   const TimerId id = ++last_timer_;
+  if (closing_) return id;  // would never fire; don't keep the channel alive for it
   auto [it, _] = timers_.try_emplace(id, worker_.io, after);
   it->second.async_wait([self = shared_from_this(), id, fire = std::move(fire)](error_code ec) {
-    if (ec || self->closing_) return;
-    self->timers_.erase(id);
+    // erase() == 0: cancelled after it had already expired, with this handler queued.
+    if (ec || self->closing_ || self->timers_.erase(id) == 0) return;
     fire();
   });
   return id;

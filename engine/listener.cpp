@@ -88,7 +88,12 @@ asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    Channel::start(a->worker, std::move(socket), a->spec);
+    try {
+      Channel::start(a->worker, std::move(socket), a->spec);
+    } catch (const std::exception& e) {
+      // Out of memory for one channel: drop that client, keep accepting.
+      spdlog::error("{}: cannot start a channel: {}", a->spec->config.name, e.what());
+    }
   }
 }
 

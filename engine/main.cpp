@@ -126,7 +126,11 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   start_logging(vm);
   Source source;
-  if (vm.count("workers")) source.workers = vm["workers"].as<unsigned>();
+  if (vm.count("workers")) {
+    source.workers = vm["workers"].as<unsigned>();
+    if (*source.workers == 0 || *source.workers > 1024)
+      throw Usage("sluice run: --workers: expected 1 to 1024");
+  }
   if (vm.count("config")) {
     if (vm.count("listen") || vm.count("upstream") || vm.count("use"))
       throw Usage("sluice run: -c cannot be combined with --listen/--upstream/--use");

@@ -28,7 +28,9 @@ class Context {
   virtual std::string_view listener() const = 0;
   // "ip:port" ("[v6]:port" for IPv6) of the accepted client.
   virtual std::string_view client_address() const = 0;
-  // The upstream as configured or as set by a middleware ("host:port"); empty if none.
+  // The upstream as configured or as set by a middleware ("host:port"); empty if none. Once
+  // connected, the address actually connected to. The view changes with set_upstream and with
+  // the connect: copy it to keep it.
   virtual std::string_view upstream_address() const = 0;
 
   // Connecting. set_upstream picks the target (in on_open, or later while deferred; once the
