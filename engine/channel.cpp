@@ -1,11 +1,11 @@
 #include "channel.hpp"
 
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "log.hpp"
@@ -61,7 +61,9 @@ Channel::Channel(Worker& worker, tcp::socket client, std::shared_ptr<const Liste
   ++worker_.live;
 }
 
-Channel::~Channel() { --worker_.live; }
+Channel::~Channel() {
+  --worker_.live;
+}
 
 // `keep_alive` holds the channel for as long as its coroutine runs.
 asio::awaitable<void> Channel::run(std::shared_ptr<Channel> /*keep_alive*/) {
@@ -112,7 +114,8 @@ asio::awaitable<void> Channel::pump(Direction dir) {
       worker_.pool.give(std::move(chunk));
       burst = 0;
       auto [wait_ec] = co_await src.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wait_ec && !closing_) close(std::string(side) + " wait failed: " + wait_ec.message(), true);
+      if (wait_ec && !closing_)
+        close(std::string(side) + " wait failed: " + wait_ec.message(), true);
       continue;
     }
     if (ec == asio::error::eof) {
@@ -172,7 +175,8 @@ void Channel::write(Direction dir) {
   while (f.head < f.queue.size() && !closing_) {
     Chunk& c = f.queue[f.head];
     error_code ec;
-    const std::size_t n = dst.write_some(asio::buffer(c.data() + f.offset, c.size() - f.offset), ec);
+    const std::size_t n =
+        dst.write_some(asio::buffer(c.data() + f.offset, c.size() - f.offset), ec);
     if (would_block(ec)) {
       f.writing = true;
       dst.async_wait(tcp::socket::wait_write, [self = shared_from_this(), dir](error_code wec) {
@@ -310,8 +314,10 @@ asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) 
   spdlog::debug("ch{} {}: connected to {}", id_, spec_->config.name, upstream_address_);
   flow(Direction::downstream).wake.cancel();
   Flow& up = flow(Direction::upstream);
-  if (!up.queue.empty()) write(Direction::upstream);
-  else if (up.end_emitted) shut_sink(Direction::upstream);
+  if (!up.queue.empty())
+    write(Direction::upstream);
+  else if (up.end_emitted)
+    shut_sink(Direction::upstream);
 }
 
 void Channel::arm_idle(Clock::duration after) {
@@ -361,9 +367,9 @@ void Channel::finish() {
   idle_.cancel();
   timers_.clear();  // any a middleware started from on_close
   spdlog::log(clean ? spdlog::level::debug : spdlog::level::info,
-              "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_,
-              spec_->config.name, reason_, client_address_,
-              upstream_address_.empty() ? "-" : upstream_address_, up.read, down.read);
+              "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_, spec_->config.name,
+              reason_, client_address_, upstream_address_.empty() ? "-" : upstream_address_,
+              up.read, down.read);
   unlink();
 }
 
@@ -379,12 +385,16 @@ TimerId Channel::start_timer(Clock::duration after, std::function<void()> fire) 
   return id;
 }
 
-void Channel::cancel_timer(TimerId id) { timers_.erase(id); }
+void Channel::cancel_timer(TimerId id) {
+  timers_.erase(id);
+}
 
 void Channel::log(Level level, std::string_view type, std::string_view message) {
   spdlog::log(to_spdlog(level), "ch{} {} {}: {}", id_, spec_->config.name, type, message);
 }
 
-bool Channel::log_enabled(Level level) const { return spdlog::should_log(to_spdlog(level)); }
+bool Channel::log_enabled(Level level) const {
+  return spdlog::should_log(to_spdlog(level));
+}
 
 }  // namespace sluice

@@ -37,8 +37,8 @@ ListenerConfig parse_listener(Options& o) {
   l.low_watermark = o.size("low_watermark", std::min(l.low_watermark, l.high_watermark / 4));
   if (l.high_watermark < 1024) o.fail("high_watermark", "must be at least 1024 bytes");
   if (l.low_watermark >= l.high_watermark)
-    o.fail("low_watermark", "must be less than high_watermark (" +
-                                std::to_string(l.high_watermark) + ")");
+    o.fail("low_watermark",
+           "must be less than high_watermark (" + std::to_string(l.high_watermark) + ")");
   l.nodelay = o.get<bool>("nodelay", l.nodelay);
   if (o.has("middlewares")) {
     o.accept("middlewares");
@@ -104,7 +104,8 @@ Config load_config(const std::filesystem::path& file) {
   const std::string source = file.string();
   std::ifstream in(file, std::ios::binary);
   if (!in)
-    throw FileConfigError(source, ConfigError("", std::string("cannot read: ") + std::strerror(errno)));
+    throw FileConfigError(source,
+                          ConfigError("", std::string("cannot read: ") + std::strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
   nlohmann::json root;
@@ -114,8 +115,9 @@ Config load_config(const std::filesystem::path& file) {
     // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ...".
     std::string what = e.what();
     auto at = what.find("parse error");
-    throw FileConfigError(source, ConfigError("", "invalid JSON: " +
-                                                      (at == std::string::npos ? what : what.substr(at))));
+    throw FileConfigError(
+        source,
+        ConfigError("", "invalid JSON: " + (at == std::string::npos ? what : what.substr(at))));
   }
   try {
     return parse_config(root, source, file.parent_path());

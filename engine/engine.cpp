@@ -168,7 +168,8 @@ int Engine::run() {
   };
   std::function<void()> poll = [&] {
     if (live_channels() == 0) return main.stop();
-    if (!aborted && Clock::now() >= deadline) abort_all("shutdown: drain timeout");
+    if (!aborted && Clock::now() >= deadline)
+      abort_all("shutdown: drain timeout");
     else if (aborted && Clock::now() >= deadline) {
       spdlog::error("{} channel(s) did not close; stopping anyway", live_channels());
       return main.stop();

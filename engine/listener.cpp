@@ -2,8 +2,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,7 +18,8 @@ using asio::ip::tcp;
 using boost::system::error_code;
 
 struct Listener::Acceptor {
-  Acceptor(Worker& w, std::shared_ptr<const ListenerSpec> s) : worker(w), acceptor(w.io), spec(std::move(s)) {}
+  Acceptor(Worker& w, std::shared_ptr<const ListenerSpec> s)
+      : worker(w), acceptor(w.io), spec(std::move(s)) {}
   Worker& worker;
   tcp::acceptor acceptor;
   std::shared_ptr<const ListenerSpec> spec;  // touched on the worker's thread only once started
@@ -50,7 +51,9 @@ Listener::Listener(const std::vector<std::unique_ptr<Worker>>& workers,
   }
 }
 
-Listener::~Listener() { stop(); }
+Listener::~Listener() {
+  stop();
+}
 
 void Listener::start() {
   if (started_) return;
@@ -60,8 +63,7 @@ void Listener::start() {
 
 void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
   spec_ = spec;
-  for (auto& a : acceptors_)
-    asio::post(a->worker.io, [a, spec] { a->spec = spec; });
+  for (auto& a : acceptors_) asio::post(a->worker.io, [a, spec] { a->spec = spec; });
 }
 
 void Listener::stop() {

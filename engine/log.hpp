@@ -1,8 +1,8 @@
 #pragma once
 // Logging: spdlog (Debian's libspdlog-dev), to stderr, leveled and timestamped. Engine code calls
 // spdlog directly; plugin lines arrive through Context::log/Services::log and are mapped here.
-#include <optional>
 #include <spdlog/spdlog.h>
+#include <optional>
 #include <string_view>
 
 #include "sluice/log.hpp"

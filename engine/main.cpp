@@ -97,15 +97,17 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
 void start_logging(const po::variables_map& vm) {
   const auto name = vm["log-level"].as<std::string>();
   auto level = parse_log_level(name);
-  if (!level) throw Usage("--log-level: expected trace, debug, info, warn, error or off, got \"" + name + "\"");
+  if (!level)
+    throw Usage("--log-level: expected trace, debug, info, warn, error or off, got \"" + name +
+                "\"");
   init_logging(*level);
 }
 
 po::options_description common_options() {
   po::options_description o;
-  o.add_options()("help,h", "show this help")(
-      "log-level", po::value<std::string>()->default_value("info"),
-      "trace, debug, info, warn, error or off");
+  o.add_options()("help,h", "show this help")("log-level",
+                                              po::value<std::string>()->default_value("info"),
+                                              "trace, debug, info, warn, error or off");
   return o;
 }
 
@@ -114,7 +116,8 @@ int cmd_run(const std::vector<std::string>& args) {
   opts.add(common_options());
   opts.add_options()("config,c", po::value<std::string>(), "config file (JSON)")(
       "listen", po::value<std::string>(), "listen address, e.g. 127.0.0.1:8080 (without -c)")(
-      "upstream", po::value<std::string>(), "upstream address, e.g. 127.0.0.1:8000 (with --listen)")(
+      "upstream", po::value<std::string>(),
+      "upstream address, e.g. 127.0.0.1:8000 (with --listen)")(
       "use", po::value<std::vector<std::string>>()->composing(),
       "middleware for --listen, in order: TYPE or 'TYPE:{\"option\": value}' (repeatable)")(
       "workers", po::value<unsigned>(), "worker threads (default: the config's, or the cores)");
@@ -136,7 +139,8 @@ int cmd_run(const std::vector<std::string>& args) {
       throw Usage("sluice run: -c cannot be combined with --listen/--upstream/--use");
     source.file = vm["config"].as<std::string>();
   } else if (vm.count("listen")) {
-    json l = {{"name", "cli"}, {"listen", vm["listen"].as<std::string>()},
+    json l = {{"name", "cli"},
+              {"listen", vm["listen"].as<std::string>()},
               {"middlewares", json::array()}};
     if (vm.count("upstream")) l["upstream"] = vm["upstream"].as<std::string>();
     if (vm.count("use"))
@@ -149,8 +153,9 @@ int cmd_run(const std::vector<std::string>& args) {
       throw Usage("sluice run: --upstream and --use need --listen");
     source.inline_config = json::parse(builtin_default_config());
     source.description = "built-in default config";
-    spdlog::info("no -c or --listen: running the built-in default (see sluice run --help); "
-                 "try: nc 127.0.0.1 7000");
+    spdlog::info(
+        "no -c or --listen: running the built-in default (see sluice run --help); "
+        "try: nc 127.0.0.1 7000");
   }
 
   Plugins plugins;
@@ -213,8 +218,8 @@ int cmd_check(const std::vector<std::string>& args) {
 int cmd_plugins(const std::vector<std::string>& args) {
   po::options_description opts("sluice plugins [options]");
   opts.add(common_options());
-  opts.add_options()("json", "print JSON for scripts")(
-      "config,c", po::value<std::string>(), "also load the plugin_dirs of this config")(
+  opts.add_options()("json", "print JSON for scripts")("config,c", po::value<std::string>(),
+                                                       "also load the plugin_dirs of this config")(
       "plugin-dir", po::value<std::vector<std::string>>()->composing(),
       "also load plugins from this folder or file (repeatable)");
   auto vm = parse(args, opts, "plugins");
@@ -236,12 +241,17 @@ int cmd_plugins(const std::vector<std::string>& args) {
     std::cerr << "sluice: " << e.what() << "\n";
     return kBadInput;
   }
-  const auto kind = [](Plugins::Kind k) { return k == Plugins::Kind::middleware ? "middleware" : "extension"; };
+  const auto kind = [](Plugins::Kind k) {
+    return k == Plugins::Kind::middleware ? "middleware" : "extension";
+  };
   if (vm.count("json")) {
     json out = json::array();
     for (const auto* t : plugins.all())
-      out.push_back({{"type", t->name}, {"kind", kind(t->kind)}, {"file", t->file},
-                     {"abi", t->abi}, {"description", t->description}});
+      out.push_back({{"type", t->name},
+                     {"kind", kind(t->kind)},
+                     {"file", t->file},
+                     {"abi", t->abi},
+                     {"description", t->description}});
     std::cout << out.dump(2) << "\n";
     return kOk;
   }

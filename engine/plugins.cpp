@@ -1,9 +1,9 @@
 #include "plugins.hpp"
 
+#include <dlfcn.h>
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cstring>
-#include <dlfcn.h>
 
 namespace sluice {
 
@@ -21,13 +21,13 @@ class Staging final : public Registry {
       : existing_(existing), file_(std::move(file)) {}
   void add_middleware(std::string_view type, std::string_view description,
                       MiddlewareMaker make) override {
-    add({std::string(type), Plugins::Kind::middleware, std::string(description), file_,
-         abi_version, std::move(make), nullptr});
+    add({std::string(type), Plugins::Kind::middleware, std::string(description), file_, abi_version,
+         std::move(make), nullptr});
   }
   void add_extension(std::string_view type, std::string_view description,
                      ExtensionMaker make) override {
-    add({std::string(type), Plugins::Kind::extension, std::string(description), file_,
-         abi_version, nullptr, std::move(make)});
+    add({std::string(type), Plugins::Kind::extension, std::string(description), file_, abi_version,
+         nullptr, std::move(make)});
   }
   std::vector<Plugins::Type> types;
 
@@ -86,8 +86,9 @@ void Plugins::load_file(const std::filesystem::path& file) {
     throw fail("cannot load as a shared library: " + why);
   }
   if (!lib.has("sluice_plugin_abi"))
-    throw fail("missing entry point sluice_plugin_abi (not a sluice plugin? build it with "
-               "SLUICE_PLUGIN(...) from <sluice/plugin.hpp>)");
+    throw fail(
+        "missing entry point sluice_plugin_abi (not a sluice plugin? build it with "
+        "SLUICE_PLUGIN(...) from <sluice/plugin.hpp>)");
   const PluginAbi& abi = lib.get_alias<const PluginAbi&()>("sluice_plugin_abi")();
   if (abi.abi_version != this_abi.abi_version || std::strcmp(abi.compiler, this_abi.compiler) ||
       std::strcmp(abi.boost, this_abi.boost))

@@ -98,10 +98,13 @@ void serve(int lfd, Clock::time_point deadline) {
         if (w < 0 && errno != EAGAIN) dead = true;
         if (w > 0) c->pending.erase(0, static_cast<size_t>(w));
         if (!dead && c->pending.empty()) {
-          if (c->eof) dead = true;
-          else want(c, EPOLLIN | EPOLLRDHUP);
+          if (c->eof)
+            dead = true;
+          else
+            want(c, EPOLLIN | EPOLLRDHUP);
         }
-      } else if (c->pending.empty() && (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+      } else if (c->pending.empty() &&
+                 (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
         // Read until the socket is empty or the peer stops reading (then wait for EPOLLOUT).
         for (;;) {
           ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);

@@ -120,7 +120,7 @@ int mode_rtt(const Args& a, const sockaddr_in& addr, double seconds) {
   std::sort(us.begin(), us.end());
   auto pct = [&](double p) {
     if (us.empty()) return 0.0;
-    size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(us.size()))) ;
+    size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(us.size())));
     return us[std::min(us.size() - 1, i == 0 ? 0 : i - 1)];
   };
   double sum = 0;
@@ -273,8 +273,10 @@ int mode_idle(const Args& a, const sockaddr_in& addr, double seconds) {
       }
       char b[256];
       ssize_t r = ::read(0, b, sizeof b);
-      if (r <= 0) input_open = false;
-      else input.append(b, static_cast<size_t>(r));
+      if (r <= 0)
+        input_open = false;
+      else
+        input.append(b, static_cast<size_t>(r));
       continue;
     }
     const std::string line = input.substr(0, nl);

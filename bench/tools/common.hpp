@@ -23,7 +23,9 @@ namespace bench {
   std::exit(2);
 }
 
-[[noreturn]] inline void die_errno(const std::string& what) { die(what + ": " + std::strerror(errno)); }
+[[noreturn]] inline void die_errno(const std::string& what) {
+  die(what + ": " + std::strerror(errno));
+}
 
 // --key value pairs (and bare --flag, stored as "1"), after an optional leading mode word.
 struct Args {
@@ -67,7 +69,8 @@ inline sockaddr_in parse_addr(const std::string& s) {
   if (colon == std::string::npos) die("expected HOST:PORT, got " + s);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, s.substr(0, colon).c_str(), &a.sin_addr) != 1) die("bad IPv4 address: " + s);
+  if (::inet_pton(AF_INET, s.substr(0, colon).c_str(), &a.sin_addr) != 1)
+    die("bad IPv4 address: " + s);
   if ((ntohl(a.sin_addr.s_addr) >> 24) != 127) die("only loopback addresses (127.0.0.0/8): " + s);
   a.sin_port = htons(static_cast<uint16_t>(std::atoi(s.substr(colon + 1).c_str())));
   return a;

@@ -7,8 +7,8 @@
 // middlewares of all workers call it at once, so it uses atomics.
 #include <atomic>
 #include <memory>
-#include <string>
 #include <sluice/plugin.hpp>
+#include <string>
 
 namespace {
 

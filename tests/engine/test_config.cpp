@@ -58,8 +58,8 @@ BOOST_AUTO_TEST_CASE(host_port_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(defaults) {
-  auto c = sluice::parse_config(json::parse(R"({"listeners": [)" + kListener + "]}"), "t.json",
-                                "/base");
+  auto c =
+      sluice::parse_config(json::parse(R"({"listeners": [)" + kListener + "]}"), "t.json", "/base");
   BOOST_TEST(c.workers >= 1u);
   BOOST_TEST(c.drain_timeout.count() == 30000);
   BOOST_REQUIRE(c.listeners.size() == 1u);
@@ -108,10 +108,12 @@ BOOST_AUTO_TEST_CASE(errors_name_their_json_path) {
              "/listeners/0/listen");
   BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "bogus": true}]})") ==
              "/listeners/0/bogus");
-  BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": "5 parsecs"}]})") ==
-             "/listeners/0/idle_timeout");
-  BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "high_watermark": "lots"}]})") ==
-             "/listeners/0/high_watermark");
+  BOOST_TEST(
+      error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": "5 parsecs"}]})") ==
+      "/listeners/0/idle_timeout");
+  BOOST_TEST(
+      error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "high_watermark": "lots"}]})") ==
+      "/listeners/0/high_watermark");
   BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "low_watermark": "2MiB"}]})") ==
              "/listeners/0/low_watermark");
   BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "middlewares": [3]}]})") ==
@@ -130,9 +132,10 @@ BOOST_AUTO_TEST_CASE(duplicates) {
   BOOST_TEST(error_path(R"({"listeners": [{"name": "a", "listen": "127.0.0.1:1", "upstream": "h:1"},
                                           {"name": "a", "listen": "127.0.0.1:2", "upstream": "h:1"}]})") ==
              "/listeners/1/name");
-  BOOST_TEST(error_message(R"({"listeners": [{"name": "a", "listen": "127.0.0.1:1", "upstream": "h:1"},
+  BOOST_TEST(
+      error_message(R"({"listeners": [{"name": "a", "listen": "127.0.0.1:1", "upstream": "h:1"},
                                              {"name": "a", "listen": "127.0.0.1:2", "upstream": "h:1"}]})")
-                 .find("duplicate listener name \"a\"") != std::string::npos);
+          .find("duplicate listener name \"a\"") != std::string::npos);
   BOOST_TEST(error_path(R"({"listeners": [{"name": "a", "listen": "127.0.0.1:1", "upstream": "h:1"},
                                           {"name": "b", "listen": "127.0.0.1:1", "upstream": "h:1"}]})") ==
              "/listeners/1/listen");

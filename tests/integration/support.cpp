@@ -67,8 +67,12 @@ void set_timeouts(int fd, Millis timeout) {
 
 }  // namespace
 
-std::string binary() { return SLUICE_BINARY; }
-std::string test_plugin_dir() { return SLUICE_TEST_PLUGIN_DIR; }
+std::string binary() {
+  return SLUICE_BINARY;
+}
+std::string test_plugin_dir() {
+  return SLUICE_TEST_PLUGIN_DIR;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -216,7 +220,9 @@ void Process::send_signal(int sig) {
   if (pid_ > 0 && !status_) ::kill(pid_, sig);
 }
 
-bool Process::running() { return !reap(false); }
+bool Process::running() {
+  return !reap(false);
+}
 
 std::optional<int> Process::wait_exit(Millis timeout) {
   const auto deadline = Clock::now() + timeout;
@@ -282,8 +288,8 @@ void Sluice::expect_ready(Millis timeout) {
   if (wait_for_log("sluice ready:", timeout)) return;
   const auto status = process_->wait_exit(0ms);
   throw std::runtime_error(
-      "sluice did not print \"sluice ready:\" within " + std::to_string(timeout.count()) +
-      " ms (" + (status ? "exit status " + std::to_string(*status) : std::string("still running")) +
+      "sluice did not print \"sluice ready:\" within " + std::to_string(timeout.count()) + " ms (" +
+      (status ? "exit status " + std::to_string(*status) : std::string("still running")) +
       "); its log:\n" + log());
 }
 
@@ -311,7 +317,9 @@ std::uint16_t free_port() {
   throw std::runtime_error("free_port: no new free port after 1000 attempts");
 }
 
-std::string loopback(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+std::string loopback(std::uint16_t port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
 
 bool port_listening(std::uint16_t port) {
   // Lines: "sl local_address rem_address st ...", addresses as hex "0100007F:1F40", LISTEN = 0A.
@@ -352,22 +360,33 @@ PortHolder::PortHolder() {
   port_ = local_port(fd_);
 }
 
-PortHolder::~PortHolder() { ::close(fd_); }
+PortHolder::~PortHolder() {
+  ::close(fd_);
+}
 
 const char* to_string(End e) {
   switch (e) {
-    case End::data: return "data";
-    case End::eof: return "EOF";
-    case End::reset: return "reset";
-    case End::timeout: return "timeout";
-    case End::error: return "error";
+    case End::data:
+      return "data";
+    case End::eof:
+      return "EOF";
+    case End::reset:
+      return "reset";
+    case End::timeout:
+      return "timeout";
+    case End::error:
+      return "error";
   }
   return "?";
 }
 
-Socket::Socket(int fd, Millis timeout) : fd_(fd) { set_timeouts(fd_, timeout); }
+Socket::Socket(int fd, Millis timeout) : fd_(fd) {
+  set_timeouts(fd_, timeout);
+}
 
-Socket::~Socket() { close(); }
+Socket::~Socket() {
+  close();
+}
 
 Socket::Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), last_error_(o.last_error_) {}
 
@@ -414,12 +433,13 @@ std::optional<Socket> Socket::try_connect(std::uint16_t port, int& error, Millis
 Socket Socket::connect(std::uint16_t port, Millis timeout) {
   int error = 0;
   auto s = try_connect(port, error, timeout);
-  if (!s)
-    throw std::system_error(error, std::generic_category(), "connect " + loopback(port));
+  if (!s) throw std::system_error(error, std::generic_category(), "connect " + loopback(port));
   return std::move(*s);
 }
 
-void Socket::set_timeout(Millis timeout) { set_timeouts(fd_, timeout); }
+void Socket::set_timeout(Millis timeout) {
+  set_timeouts(fd_, timeout);
+}
 
 void Socket::close() {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
@@ -429,7 +449,9 @@ void Socket::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
-std::string Socket::local_address() const { return loopback(local_port(fd_)); }
+std::string Socket::local_address() const {
+  return loopback(local_port(fd_));
+}
 
 bool Socket::send_all(std::string_view data) {
   while (!data.empty()) {
@@ -560,7 +582,8 @@ std::vector<std::string> Server::errors() const {
 
 std::string roundtrip(Socket& s, std::string_view data) {
   if (!s.send_all(data))
-    throw std::runtime_error("roundtrip: send failed: " + std::string(std::strerror(s.last_error())));
+    throw std::runtime_error("roundtrip: send failed: " +
+                             std::string(std::strerror(s.last_error())));
   End end = End::data;
   std::string got = s.recv_exact(data.size(), &end);
   if (got.size() != data.size())
@@ -583,7 +606,9 @@ void echo_until_eof(Socket& s) {
   }
 }
 
-std::unique_ptr<Server> echo_server() { return std::make_unique<Server>(echo_until_eof); }
+std::unique_ptr<Server> echo_server() {
+  return std::make_unique<Server>(echo_until_eof);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Data
@@ -602,7 +627,8 @@ namespace {
 
 std::uint64_t pattern_word(std::uint64_t seed, std::uint64_t index) {
   // splitmix64 of (seed, index)
-  std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x2545F4914F6CDD1Dull;
+  std::uint64_t z =
+      seed * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x2545F4914F6CDD1Dull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
@@ -644,7 +670,9 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
     throw std::runtime_error("EVP sha256 init failed");
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
 
 void Sha256::update(std::string_view data) {
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());

@@ -43,8 +43,8 @@ inline constexpr bool kSanitized = false;
 // and for ASan+UBSan, which make sluice several times slower.
 inline constexpr Millis kWait = 30s;
 
-std::string binary();            // SLUICE_BINARY
-std::string test_plugin_dir();   // SLUICE_TEST_PLUGIN_DIR ("" if the build has none)
+std::string binary();           // SLUICE_BINARY
+std::string test_plugin_dir();  // SLUICE_TEST_PLUGIN_DIR ("" if the build has none)
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -64,7 +64,7 @@ class TempDir {
 };
 
 void write_file(const std::filesystem::path& file, std::string_view content);
-std::string read_file(const std::filesystem::path& file);  // "" if missing
+std::string read_file(const std::filesystem::path& file);                // "" if missing
 std::vector<std::string> read_lines(const std::filesystem::path& file);  // complete lines only
 
 // Writes `config` as pretty JSON to `file` (atomically); returns `file`.

@@ -49,14 +49,16 @@ void check_time(const json& line) {
 struct Fixture {
   Fixture() : echo(echo_server()), port(free_port()) {
     const json chain = {{{"type", "access-log"}, {"path", log_file.string()}}};
-    const auto config = write_json(
-        dir.file("proxy.json"),
-        {{"workers", 2},
-         {"listeners",
-          {{{"name", "logged"}, {"listen", loopback(port)}, {"upstream", echo->address()},
-            {"middlewares", chain}},
-           {{"name", "logged-scripted"}, {"listen", loopback(scripted_port)},
-            {"upstream", scripted.address()}, {"middlewares", chain}}}}});
+    const auto config = write_json(dir.file("proxy.json"), {{"workers", 2},
+                                                            {"listeners",
+                                                             {{{"name", "logged"},
+                                                               {"listen", loopback(port)},
+                                                               {"upstream", echo->address()},
+                                                               {"middlewares", chain}},
+                                                              {{"name", "logged-scripted"},
+                                                               {"listen", loopback(scripted_port)},
+                                                               {"upstream", scripted.address()},
+                                                               {"middlewares", chain}}}}});
     sluice = Sluice::run_config(config);
   }
   ~Fixture() {

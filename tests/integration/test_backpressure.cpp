@@ -40,7 +40,8 @@ BOOST_AUTO_TEST_CASE(slow_reader_bounded_memory) {
       [&](Socket& s) {
         std::string block(256 * 1024, '\0');
         for (std::uint64_t off = 0; off < kTotal;) {
-          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), kTotal - off));
+          const std::size_t n =
+              static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), kTotal - off));
           pattern_fill(kSeed, off, block.data(), n);
           if (!s.send_all(std::string_view(block.data(), n))) return;
           off += n;
@@ -74,7 +75,8 @@ BOOST_AUTO_TEST_CASE(slow_reader_bounded_memory) {
   }
   const std::uint64_t sent_while_stalled = upstream_sent.load();
   BOOST_TEST_MESSAGE("stalled 3 s: upstream sent " << sent_while_stalled / 1024
-                     << " KiB, sluice max RSS " << max_rss_stalled << " KiB");
+                                                   << " KiB, sluice max RSS " << max_rss_stalled
+                                                   << " KiB");
   BOOST_TEST(max_rss_stalled > 0);
   BOOST_TEST(max_rss_stalled < kMaxRssKib);
   BOOST_TEST(sent_while_stalled < kMaxSentWhileStalled);

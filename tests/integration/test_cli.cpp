@@ -17,9 +17,11 @@ BOOST_AUTO_TEST_CASE(version) {
 }
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{}, {"no-such-command"}, {"run", "--no-such-flag"},
-        {"run", "--use", "hexdump"}, {"check"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{},
+                                               {"no-such-command"},
+                                               {"run", "--no-such-flag"},
+                                               {"run", "--use", "hexdump"},
+                                               {"check"}}) {
     const auto r = run_sluice(args);
     BOOST_TEST(r.exit_code == 2, r.output);
     BOOST_TEST(r.output.find("sluice") != std::string::npos, r.output);
@@ -108,12 +110,13 @@ BOOST_AUTO_TEST_CASE(idle_timeout_closes_an_idle_channel) {
   TempDir dir;
   auto echo = echo_server();
   const auto port = free_port();
-  auto sluice = Sluice::run_config(write_json(
-      dir.file("proxy.json"),
-      {{"workers", 2},
-       {"listeners",
-        {{{"name", "idle"}, {"listen", loopback(port)}, {"upstream", echo->address()},
-          {"idle_timeout", "1s"}}}}}));
+  auto sluice =
+      Sluice::run_config(write_json(dir.file("proxy.json"), {{"workers", 2},
+                                                             {"listeners",
+                                                              {{{"name", "idle"},
+                                                                {"listen", loopback(port)},
+                                                                {"upstream", echo->address()},
+                                                                {"idle_timeout", "1s"}}}}}));
   Socket client = Socket::connect(port);
   client.set_timeout(10s);
   BOOST_TEST(roundtrip(client, "wake") == "wake");

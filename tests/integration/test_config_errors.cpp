@@ -15,8 +15,8 @@ namespace {
 
 struct Case {
   std::string name;
-  std::string content;  // the config file
-  std::string path;     // expected JSON pointer ("" when the whole file is at fault)
+  std::string content;             // the config file
+  std::string path;                // expected JSON pointer ("" when the whole file is at fault)
   std::vector<std::string> words;  // also expected in the message
 };
 
@@ -24,22 +24,32 @@ json valid_listener() {
   return {{"name", "l"}, {"listen", "127.0.0.1:1"}, {"upstream", "127.0.0.1:2"}};
 }
 
-std::string with(json root) { return root.dump(2); }
+std::string with(json root) {
+  return root.dump(2);
+}
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  out.push_back({"invalid-json", "{\n  \"listeners\": [\n    {\"listen\": \"127.0.0.1:1\",, }\n  ]\n}\n",
-                  "", {"invalid JSON", "line 3", "column"}});
+  out.push_back({"invalid-json",
+                 "{\n  \"listeners\": [\n    {\"listen\": \"127.0.0.1:1\",, }\n  ]\n}\n",
+                 "",
+                 {"invalid JSON", "line 3", "column"}});
   out.push_back({"unknown-top-level-key",
-                 with({{"listeners", {valid_listener()}}, {"bogus", 1}}), "/bogus", {"unknown key"}});
+                 with({{"listeners", {valid_listener()}}, {"bogus", 1}}),
+                 "/bogus",
+                 {"unknown key"}});
   {
     json l = valid_listener();
     l["bogus"] = true;
-    out.push_back({"unknown-listener-key", with({{"listeners", {l}}}), "/listeners/0/bogus",
+    out.push_back({"unknown-listener-key",
+                   with({{"listeners", {l}}}),
+                   "/listeners/0/bogus",
                    {"unknown key"}});
   }
-  out.push_back({"workers-wrong-type", with({{"workers", "two"}, {"listeners", {valid_listener()}}}),
-                 "/workers", {"expected an integer"}});
+  out.push_back({"workers-wrong-type",
+                 with({{"workers", "two"}, {"listeners", {valid_listener()}}}),
+                 "/workers",
+                 {"expected an integer"}});
   {
     json l = valid_listener();
     l["listen"] = "127.0.0.1:http";
@@ -48,25 +58,31 @@ std::vector<Case> cases() {
   {
     json l = valid_listener();
     l["upstream"] = "127.0.0.1";
-    out.push_back({"bad-upstream", with({{"listeners", {l}}}), "/listeners/0/upstream",
-                   {"HOST:PORT"}});
+    out.push_back(
+        {"bad-upstream", with({{"listeners", {l}}}), "/listeners/0/upstream", {"HOST:PORT"}});
   }
   {
     json l = valid_listener();
     l["middlewares"] = {{{"type", "no-such-middleware"}}};
-    out.push_back({"unknown-middleware", with({{"listeners", {l}}}),
-                   "/listeners/0/middlewares/0/type", {"no-such-middleware", "hexdump"}});
+    out.push_back({"unknown-middleware",
+                   with({{"listeners", {l}}}),
+                   "/listeners/0/middlewares/0/type",
+                   {"no-such-middleware", "hexdump"}});
   }
   {
     json l = valid_listener();
     l["middlewares"] = {{{"type", "replace"}, {"to", "x"}}};
-    out.push_back({"replace-without-from", with({{"listeners", {l}}}),
-                   "/listeners/0/middlewares/0/from", {"missing"}});
+    out.push_back({"replace-without-from",
+                   with({{"listeners", {l}}}),
+                   "/listeners/0/middlewares/0/from",
+                   {"missing"}});
   }
   {
     json a = valid_listener(), b = valid_listener();
     b["listen"] = "127.0.0.1:3";
-    out.push_back({"duplicate-listener-name", with({{"listeners", {a, b}}}), "/listeners/1/name",
+    out.push_back({"duplicate-listener-name",
+                   with({{"listeners", {a, b}}}),
+                   "/listeners/1/name",
                    {"duplicate", "\"l\""}});
   }
   return out;
@@ -142,9 +158,9 @@ BOOST_AUTO_TEST_CASE(port_in_use) {
 
   const auto r = run_sluice({"run", "-c", file.string()});
   BOOST_TEST(r.exit_code == 2, r.output);
-  BOOST_TEST(r.output.find("sluice: " + file.string() + ": /listeners/0/listen: ") !=
-                 std::string::npos,
-             r.output);
+  BOOST_TEST(
+      r.output.find("sluice: " + file.string() + ": /listeners/0/listen: ") != std::string::npos,
+      r.output);
   BOOST_TEST(r.output.find("in use") != std::string::npos, r.output);
   BOOST_TEST(r.output.find("sluice ready") == std::string::npos, r.output);
 }

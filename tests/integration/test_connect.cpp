@@ -26,7 +26,8 @@ class BlackHole {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_, 0) != 0)
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_, 0) != 0)
       throw std::runtime_error("BlackHole: bind/listen failed");
     socklen_t len = sizeof a;
     ::getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -77,7 +78,9 @@ BOOST_AUTO_TEST_CASE(a_hanging_upstream_connect_times_out_and_closes_only_its_ch
       dir.file("proxy.json"),
       {{"workers", 2},
        {"listeners",
-        {{{"name", "slow"}, {"listen", loopback(slow)}, {"upstream", loopback(hole.port())},
+        {{{"name", "slow"},
+          {"listen", loopback(slow)},
+          {"upstream", loopback(hole.port())},
           {"connect_timeout", "1s"}},
          {{"name", "live"}, {"listen", loopback(live)}, {"upstream", echo->address()}}}}});
   auto sluice = Sluice::run_config(config);
@@ -106,14 +109,15 @@ BOOST_AUTO_TEST_CASE(ipv6_listener_and_upstream) {
   // An IPv6 echo upstream: sluice itself, with the echo middleware, on [::1].
   const auto echo_port = free_port();
   const auto port = free_port();
-  const auto config = write_json(
-      dir.file("v6.json"),
-      {{"workers", 1},
-       {"listeners",
-        {{{"name", "v6"}, {"listen", "[::1]:" + std::to_string(port)},
-          {"upstream", "[::1]:" + std::to_string(echo_port)}},
-         {{"name", "echo"}, {"listen", "[::1]:" + std::to_string(echo_port)},
-          {"middlewares", {{{"type", "echo"}}}}}}}});
+  const auto config =
+      write_json(dir.file("v6.json"), {{"workers", 1},
+                                       {"listeners",
+                                        {{{"name", "v6"},
+                                          {"listen", "[::1]:" + std::to_string(port)},
+                                          {"upstream", "[::1]:" + std::to_string(echo_port)}},
+                                         {{"name", "echo"},
+                                          {"listen", "[::1]:" + std::to_string(echo_port)},
+                                          {"middlewares", {{{"type", "echo"}}}}}}}});
   auto sluice = Sluice::run_config(config, {"--log-level", "debug"});
   const int fd = connect_v6(port);
   BOOST_REQUIRE(fd >= 0);
@@ -132,11 +136,11 @@ BOOST_AUTO_TEST_CASE(host_name_upstream_is_resolved) {
   TempDir dir;
   auto echo = echo_server();
   const auto port = free_port();
-  const auto config = write_json(
-      dir.file("name.json"),
-      {{"workers", 1},
-       {"listeners",
-        {{{"listen", loopback(port)}, {"upstream", "localhost:" + std::to_string(echo->port())}}}}});
+  const auto config = write_json(dir.file("name.json"),
+                                 {{"workers", 1},
+                                  {"listeners",
+                                   {{{"listen", loopback(port)},
+                                     {"upstream", "localhost:" + std::to_string(echo->port())}}}}});
   auto sluice = Sluice::run_config(config);
   Socket client = Socket::connect(port);
   BOOST_TEST(roundtrip(client, "by name") == "by name");
@@ -149,14 +153,15 @@ BOOST_AUTO_TEST_CASE(extensions_start_before_listeners_and_stop_after_the_drain)
   TempDir dir;
   auto echo = echo_server();
   const auto port = free_port();
-  const auto config = write_json(
-      dir.file("tally.json"),
-      {{"workers", 2},
-       {"plugin_dirs", {test_plugin_dir()}},
-       {"extensions", {{"counts", {{"type", "tally"}}}}},
-       {"listeners",
-        {{{"listen", loopback(port)}, {"upstream", echo->address()},
-          {"middlewares", {{{"type", "tally-count"}, {"extension", "counts"}}}}}}}});
+  const auto config =
+      write_json(dir.file("tally.json"),
+                 {{"workers", 2},
+                  {"plugin_dirs", {test_plugin_dir()}},
+                  {"extensions", {{"counts", {{"type", "tally"}}}}},
+                  {"listeners",
+                   {{{"listen", loopback(port)},
+                     {"upstream", echo->address()},
+                     {"middlewares", {{{"type", "tally-count"}, {"extension", "counts"}}}}}}}});
   auto sluice = Sluice::run_config(config);
   for (int i = 0; i < 3; ++i) {
     Socket client = Socket::connect(port);
@@ -188,7 +193,8 @@ BOOST_AUTO_TEST_CASE(a_middleware_naming_a_missing_or_wrong_extension_stops_star
         {{"plugin_dirs", {test_plugin_dir()}},
          {"extensions", {{"counts", {{"type", "tally"}}}}},
          {"listeners",
-          {{{"listen", loopback(port)}, {"upstream", "127.0.0.1:9"},
+          {{{"listen", loopback(port)},
+            {"upstream", "127.0.0.1:9"},
             {"middlewares", {{{"type", "tally-count"}, {"extension", extension}}}}}}}});
   };
   auto r = run_sluice({"run", "-c", config_with("nope").string()});

@@ -31,9 +31,9 @@ void round_on(std::vector<Socket>& channels, int round) {
 
 BOOST_AUTO_TEST_CASE(throwing_middleware_closes_only_its_channel) {
   const std::filesystem::path plugins = test_plugin_dir();
-  BOOST_REQUIRE_MESSAGE(!plugins.empty() && std::filesystem::is_directory(plugins),
-                        "the test plugins are not built (SLUICE_TEST_PLUGIN_DIR \""
-                            << plugins.string() << "\")");
+  BOOST_REQUIRE_MESSAGE(
+      !plugins.empty() && std::filesystem::is_directory(plugins),
+      "the test plugins are not built (SLUICE_TEST_PLUGIN_DIR \"" << plugins.string() << "\")");
   TempDir dir;
   auto echo = echo_server();
   const auto normal = free_port();
@@ -98,7 +98,8 @@ BOOST_AUTO_TEST_CASE(throwing_middleware_closes_only_its_channel) {
   BOOST_TEST((faulty_end == "EOF" || faulty_end == "reset" || faulty_end == "send failed"),
              faulty_end);
   BOOST_TEST(sluice->wait_for_log("middleware faulty threw in on_data: faulty: chunk 3"),
-             "log:\n" << sluice->log());
+             "log:\n"
+                 << sluice->log());
 
   for (int i = 0; i < 3; ++i) round_on(channels, round++);  // after
   // A new channel on either listener works: the process and the listeners go on.

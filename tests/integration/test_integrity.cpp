@@ -105,8 +105,9 @@ BOOST_AUTO_TEST_CASE(empty_chain) {
   TempDir dir;
   auto echo = echo_server();
   const auto port = free_port();
-  const auto config = write_json(dir.file("proxy.json"),
-                                 {{"workers", 2}, {"listeners", {listener(port, *echo, json::array())}}});
+  const auto config =
+      write_json(dir.file("proxy.json"),
+                 {{"workers", 2}, {"listeners", {listener(port, *echo, json::array())}}});
   auto sluice = Sluice::run_config(config);
   run_all_channels(port);
   BOOST_TEST(echo->accepted() == kChannels);
@@ -130,9 +131,11 @@ BOOST_AUTO_TEST_CASE(pass_through_chain_with_access_log) {
   // line too, so readiness is the listening socket instead (a probe connection would be a
   // channel, and an access-log line).
   Sluice sluice({"run", "-c", config.string(), "--log-level", "warn"});
-  BOOST_REQUIRE_MESSAGE(wait_until([&] { return port_listening(port) || !sluice.running(); }, kWait) &&
-                            sluice.running(),
-                        "sluice is not listening; log:\n" << sluice.log());
+  BOOST_REQUIRE_MESSAGE(
+      wait_until([&] { return port_listening(port) || !sluice.running(); }, kWait) &&
+          sluice.running(),
+      "sluice is not listening; log:\n"
+          << sluice.log());
   run_all_channels(port);
 
   // Each line is written as its channel closes, just after the client saw EOF.

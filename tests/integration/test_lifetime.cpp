@@ -32,10 +32,10 @@ BOOST_AUTO_TEST_CASE(small_reads_towards_a_stalled_client_stay_bounded_in_memory
     }
   });
   const auto port = free_port();
-  const auto config = write_json(
-      dir.file("proxy.json"),
-      {{"workers", 1},
-       {"listeners", {{{"listen", loopback(port)}, {"upstream", upstream.address()}}}}});
+  const auto config =
+      write_json(dir.file("proxy.json"),
+                 {{"workers", 1},
+                  {"listeners", {{{"listen", loopback(port)}, {"upstream", upstream.address()}}}}});
   auto sluice = Sluice::run_config(config);
   const long base = sluice->rss_kib();
 

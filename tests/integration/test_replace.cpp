@@ -50,14 +50,15 @@ struct Recorder {
 // hold_timeout: how long replace holds the start of a possible match waiting for the next chunk.
 // Long here, so the 200 ms pauses between pieces never flush a match in progress.
 json replace(const char* direction, const char* hold_timeout = "10s") {
-  json m = {{"type", "replace"}, {"from", "needle"}, {"to", "NEEDLE!"},
-            {"hold_timeout", hold_timeout}};
+  json m = {
+      {"type", "replace"}, {"from", "needle"}, {"to", "NEEDLE!"}, {"hold_timeout", hold_timeout}};
   if (direction) m["direction"] = direction;
   return json::array({m});
 }
 
 json listener(const char* name, std::uint16_t port, const std::string& upstream, json chain) {
-  return {{"name", name}, {"listen", loopback(port)}, {"upstream", upstream}, {"middlewares", chain}};
+  return {
+      {"name", name}, {"listen", loopback(port)}, {"upstream", upstream}, {"middlewares", chain}};
 }
 
 struct Fixture {

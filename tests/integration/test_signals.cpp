@@ -21,9 +21,10 @@ using json = nlohmann::json;
 namespace {
 
 json proxy(std::uint16_t port, const Server& upstream, json extra = json::object()) {
-  json root = {{"workers", 2},
-               {"listeners",
-                {{{"name", "proxy"}, {"listen", loopback(port)}, {"upstream", upstream.address()}}}}};
+  json root = {
+      {"workers", 2},
+      {"listeners",
+       {{{"name", "proxy"}, {"listen", loopback(port)}, {"upstream", upstream.address()}}}}};
   for (auto it = extra.begin(); it != extra.end(); ++it) root[it.key()] = it.value();
   return root;
 }
@@ -87,7 +88,8 @@ BOOST_AUTO_TEST_CASE(sigterm_lets_a_transfer_finish) {
   client.close();
 
   const auto status = sluice->wait_exit(kWait);
-  BOOST_REQUIRE_MESSAGE(status.has_value(), "no exit after the channel closed; log:\n" << sluice->log());
+  BOOST_REQUIRE_MESSAGE(status.has_value(), "no exit after the channel closed; log:\n"
+                                                << sluice->log());
   BOOST_TEST(*status == 0, sluice->log());
 }
 
@@ -217,7 +219,8 @@ BOOST_AUTO_TEST_CASE(signals_right_after_ready_are_handled) {
       sluice.send_signal(SIGTERM);
       log.wait_for("stopped", kWait);  // keeps reading, so the FIFO never fills
       const auto status = sluice.wait_exit(kWait);
-      BOOST_TEST((status && *status == 0), "exit " << (status ? *status : -1) << "\n" << log.text());
+      BOOST_TEST((status && *status == 0), "exit " << (status ? *status : -1) << "\n"
+                                                   << log.text());
     }
   }
 }

@@ -154,8 +154,8 @@ BOOST_AUTO_TEST_CASE(a_failure_leaves_earlier_plugins_usable) {
   Plugins plugins;
   plugins.load(good_dir);
   const auto before = plugins.all().size();
-  for (const char* name : {"wrong-abi", "no-entry", "no-register", "throwing-register", "twice",
-                           "not-a-library"})
+  for (const char* name :
+       {"wrong-abi", "no-entry", "no-register", "throwing-register", "twice", "not-a-library"})
     refusal(plugins, name);
   BOOST_TEST(plugins.all().size() == before);
   BOOST_TEST(plugins.find("faulty", Plugins::Kind::middleware));
@@ -238,7 +238,8 @@ BOOST_AUTO_TEST_CASE(tally_counts_channels_through_its_extension) {
   plugins.load(good_dir);
   auto types = as_types(plugins);
   {
-    sluice::testing::Chain chain(types, json::parse(R"([{"type": "tally-count", "extension": "t"}])"),
+    sluice::testing::Chain chain(types,
+                                 json::parse(R"([{"type": "tally-count", "extension": "t"}])"),
                                  json::parse(R"({"t": {"type": "tally"}})"));
     BOOST_TEST(chain.logs == std::vector<std::string>{"tally extension started"});
     {
@@ -259,10 +260,11 @@ BOOST_AUTO_TEST_CASE(tally_count_names_a_wrong_extension) {
   Plugins plugins;
   plugins.load(good_dir);
   auto types = as_types(plugins);
-  types.add_extension("other", "a test extension of another type",
-                      [](sluice::Options&, sluice::Services&) -> std::unique_ptr<sluice::Extension> {
-                        return std::make_unique<Other>();
-                      });
+  types.add_extension(
+      "other", "a test extension of another type",
+      [](sluice::Options&, sluice::Services&) -> std::unique_ptr<sluice::Extension> {
+        return std::make_unique<Other>();
+      });
   const json extensions = json::parse(R"({"t": {"type": "tally"}, "o": {"type": "other"}})");
   const auto error_of = [&](const char* chain) -> std::string {
     try {

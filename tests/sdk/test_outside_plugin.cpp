@@ -2,8 +2,8 @@
 // plugins/example somewhere with no sluice source around, build it with find_package(sluice)
 // alone, and run traffic through it with the installed binary.
 #define BOOST_TEST_MODULE outside_plugin
-#include <csignal>
 #include <boost/test/unit_test.hpp>
+#include <csignal>
 
 #include "support.hpp"
 
@@ -32,14 +32,14 @@ BOOST_AUTO_TEST_CASE(example_plugin_builds_from_the_installed_sdk_and_carries_tr
 
   fs::copy(fs::path(SLUICE_SOURCE_DIR) / "plugins/example", example, fs::copy_options::recursive);
   fs::remove_all(example / "build");
-  must_run({SLUICE_CMAKE, "-S", example.string(), "-B", (example / "build").string(), "-G",
-            "Ninja", "-DCMAKE_PREFIX_PATH=" + prefix.string()});
+  must_run({SLUICE_CMAKE, "-S", example.string(), "-B", (example / "build").string(), "-G", "Ninja",
+            "-DCMAKE_PREFIX_PATH=" + prefix.string()});
   must_run({SLUICE_CMAKE, "--build", (example / "build").string()});
   BOOST_REQUIRE(fs::exists(example / "build/line_tag.so"));
 
   const std::string sluice = (prefix / "bin/sluice").string();
-  auto listed = it::run_command({sluice, "plugins", "--json", "--plugin-dir",
-                                 (example / "build").string()});
+  auto listed =
+      it::run_command({sluice, "plugins", "--json", "--plugin-dir", (example / "build").string()});
   BOOST_REQUIRE_EQUAL(listed.exit_code, 0);
   bool found = false;
   for (const auto& t : json::parse(listed.output))

@@ -41,7 +41,8 @@ class FaultyFactory final : public sluice::MiddlewareFactory {
 void register_faulty(sluice::Registry& registry) {
   registry.add_middleware(
       "faulty", "test: throws from on_data on the N-th chunk of a channel (throw_on_chunk)",
-      [](sluice::Options& options, sluice::Services&) -> std::unique_ptr<sluice::MiddlewareFactory> {
+      [](sluice::Options& options,
+         sluice::Services&) -> std::unique_ptr<sluice::MiddlewareFactory> {
         const auto throw_on = options.get<std::int64_t>("throw_on_chunk", 3);
         if (throw_on < 1)
           options.fail("throw_on_chunk",

@@ -70,7 +70,8 @@ void register_types(sluice::Registry& registry) {
         return std::make_unique<Tally>(services);
       });
   registry.add_middleware(
-      "tally-count", "test: adds each channel's bytes to the tally extension named by \"extension\"",
+      "tally-count",
+      "test: adds each channel's bytes to the tally extension named by \"extension\"",
       [](sluice::Options& options,
          sluice::Services& services) -> std::unique_ptr<sluice::MiddlewareFactory> {
         // A missing or unknown name, or an extension of another type, is a ConfigError at

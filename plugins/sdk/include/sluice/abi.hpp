@@ -24,8 +24,7 @@ struct PluginAbi {
 #define SLUICE_COMPILER_ID \
   "clang " SLUICE_DETAIL_STR(__clang_major__) "." SLUICE_DETAIL_STR(__clang_minor__)
 #elif defined(__GNUC__)
-#define SLUICE_COMPILER_ID \
-  "gcc " SLUICE_DETAIL_STR(__GNUC__) "." SLUICE_DETAIL_STR(__GNUC_MINOR__)
+#define SLUICE_COMPILER_ID "gcc " SLUICE_DETAIL_STR(__GNUC__) "." SLUICE_DETAIL_STR(__GNUC_MINOR__)
 #else
 #define SLUICE_COMPILER_ID "unknown"
 #endif

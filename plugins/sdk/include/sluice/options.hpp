@@ -109,21 +109,31 @@ class Options {
 
   static std::string describe(const Json& j) {
     switch (j.type()) {
-      case Json::value_t::null: return "null";
-      case Json::value_t::boolean: return "a boolean";
-      case Json::value_t::string: return "a string";
-      case Json::value_t::array: return "an array";
-      case Json::value_t::object: return "an object";
-      case Json::value_t::number_float: return "a number";
-      default: return "an integer";
+      case Json::value_t::null:
+        return "null";
+      case Json::value_t::boolean:
+        return "a boolean";
+      case Json::value_t::string:
+        return "a string";
+      case Json::value_t::array:
+        return "an array";
+      case Json::value_t::object:
+        return "an object";
+      case Json::value_t::number_float:
+        return "a number";
+      default:
+        return "an integer";
     }
   }
   static std::string escape(std::string_view key) {
     std::string out;
     for (char c : key) {
-      if (c == '~') out += "~0";
-      else if (c == '/') out += "~1";
-      else out += c;
+      if (c == '~')
+        out += "~0";
+      else if (c == '/')
+        out += "~1";
+      else
+        out += c;
     }
     return out;
   }
@@ -139,8 +149,8 @@ class Options {
       if (j.is_number_unsigned()) {
         auto v = j.get<std::uint64_t>();
         if (v > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
-          throw ConfigError(path, "expected an integer at most " +
-                                      std::to_string(std::numeric_limits<T>::max()));
+          throw ConfigError(
+              path, "expected an integer at most " + std::to_string(std::numeric_limits<T>::max()));
         return static_cast<T>(v);
       }
       auto v = j.get<std::int64_t>();
@@ -169,8 +179,9 @@ class Options {
   }
 
   static std::chrono::milliseconds parse_duration(const Json& j, const std::string& path) {
-    const char* expect = "expected a duration: seconds as a number, or a string like \"250ms\", "
-                         "\"5s\", \"15m\", \"1h\"";
+    const char* expect =
+        "expected a duration: seconds as a number, or a string like \"250ms\", "
+        "\"5s\", \"15m\", \"1h\"";
     double seconds = 0;
     if (j.is_number()) {
       seconds = j.get<double>();
@@ -183,11 +194,15 @@ class Options {
         throw ConfigError(path, std::string(expect) + ", got \"" + s + "\"");
       }
       std::string unit = s.substr(end);
-      if (unit == "ms") seconds /= 1000;
+      if (unit == "ms")
+        seconds /= 1000;
       else if (unit == "s" || unit.empty()) {
-      } else if (unit == "m") seconds *= 60;
-      else if (unit == "h") seconds *= 3600;
-      else throw ConfigError(path, std::string(expect) + ", got \"" + s + "\"");
+      } else if (unit == "m")
+        seconds *= 60;
+      else if (unit == "h")
+        seconds *= 3600;
+      else
+        throw ConfigError(path, std::string(expect) + ", got \"" + s + "\"");
     } else {
       throw ConfigError(path, std::string(expect) + ", got " + describe(j));
     }
@@ -197,12 +212,14 @@ class Options {
   }
 
   static std::uint64_t parse_size(const Json& j, const std::string& path) {
-    const char* expect = "expected a size: bytes as an integer, or a string like \"64KiB\", "
-                         "\"1MiB\", \"1GiB\"";
+    const char* expect =
+        "expected a size: bytes as an integer, or a string like \"64KiB\", "
+        "\"1MiB\", \"1GiB\"";
     // JSON built in code stores small integers as signed; from a file they are unsigned.
     if (j.is_number_unsigned()) return j.get<std::uint64_t>();
     if (j.is_number_integer()) {
-      if (j.get<std::int64_t>() < 0) throw ConfigError(path, "expected a size, got a negative number");
+      if (j.get<std::int64_t>() < 0)
+        throw ConfigError(path, "expected a size, got a negative number");
       return static_cast<std::uint64_t>(j.get<std::int64_t>());
     }
     if (!j.is_string()) throw ConfigError(path, std::string(expect) + ", got " + describe(j));
@@ -216,13 +233,20 @@ class Options {
     }
     std::string unit = s.substr(end);
     double mult = 0;
-    if (unit.empty() || unit == "B") mult = 1;
-    else if (unit == "KiB" || unit == "K" || unit == "k") mult = 1024.0;
-    else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
-    else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
-    else if (unit == "KB" || unit == "kB") mult = 1e3;
-    else if (unit == "MB") mult = 1e6;
-    else if (unit == "GB") mult = 1e9;
+    if (unit.empty() || unit == "B")
+      mult = 1;
+    else if (unit == "KiB" || unit == "K" || unit == "k")
+      mult = 1024.0;
+    else if (unit == "MiB" || unit == "M")
+      mult = 1024.0 * 1024;
+    else if (unit == "GiB" || unit == "G")
+      mult = 1024.0 * 1024 * 1024;
+    else if (unit == "KB" || unit == "kB")
+      mult = 1e3;
+    else if (unit == "MB")
+      mult = 1e6;
+    else if (unit == "GB")
+      mult = 1e9;
     if (mult == 0 || !(v >= 0) || v * mult > 1e18)
       throw ConfigError(path, std::string(expect) + ", got \"" + s + "\"");
     return static_cast<std::uint64_t>(v * mult);

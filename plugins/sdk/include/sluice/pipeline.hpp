@@ -165,7 +165,9 @@ class Pipeline {
     void set_upstream(std::string_view hp) override { pipeline->host_.set_upstream(hp); }
     void defer_connect() override { pipeline->host_.defer_connect(); }
     void connect_upstream() override { pipeline->host_.connect_upstream(); }
-    void send(Direction dir, std::string_view bytes) override { pipeline->send_from(*this, dir, bytes); }
+    void send(Direction dir, std::string_view bytes) override {
+      pipeline->send_from(*this, dir, bytes);
+    }
     void resume(Direction dir) override { pipeline->resume_from(*this, dir); }
     void close(std::string_view reason) override {
       if (pipeline->closed_) return;

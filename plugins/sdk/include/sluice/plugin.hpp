@@ -61,15 +61,17 @@ class Registry {
 };
 
 namespace detail {
-inline const PluginAbi& plugin_abi() { return this_abi; }
+inline const PluginAbi& plugin_abi() {
+  return this_abi;
+}
 }  // namespace detail
 
 }  // namespace sluice
 
 // Use once per plugin, at namespace scope: SLUICE_PLUGIN(register_my_types)
 // with `void register_my_types(sluice::Registry&)`.
-#define SLUICE_PLUGIN(register_fn)                                            \
-  namespace sluice_plugin_exports {                                           \
-  BOOST_DLL_ALIAS(sluice::detail::plugin_abi, sluice_plugin_abi)              \
-  BOOST_DLL_ALIAS(register_fn, sluice_plugin_register)                        \
+#define SLUICE_PLUGIN(register_fn)                               \
+  namespace sluice_plugin_exports {                              \
+  BOOST_DLL_ALIAS(sluice::detail::plugin_abi, sluice_plugin_abi) \
+  BOOST_DLL_ALIAS(register_fn, sluice_plugin_register)           \
   }

@@ -137,8 +137,13 @@ class Harness final : public Pipeline::Host {
     shut_ = true;
     if (!closed_) close_reason_ = std::string(reason);
     closed_ = true;
-    CloseInfo info{close_reason_, connected_, bytes_in_[0], bytes_out_[0],
-                   bytes_in_[1], bytes_out_[1], std::chrono::nanoseconds(now_ - start_)};
+    CloseInfo info{close_reason_,
+                   connected_,
+                   bytes_in_[0],
+                   bytes_out_[0],
+                   bytes_in_[1],
+                   bytes_out_[1],
+                   std::chrono::nanoseconds(now_ - start_)};
     pipeline_.close(info);
   }
   // Moves the fake clock and fires the timers that fall due, in time order.
@@ -147,7 +152,8 @@ class Harness final : public Pipeline::Host {
     for (;;) {
       auto next = timers_.end();
       for (auto it = timers_.begin(); it != timers_.end(); ++it)
-        if (it->second.first <= until && (next == timers_.end() || it->second.first < next->second.first))
+        if (it->second.first <= until &&
+            (next == timers_.end() || it->second.first < next->second.first))
           next = it;
       if (next == timers_.end()) break;
       now_ = next->second.first;
