@@ -21,6 +21,14 @@ struct Seen {
   std::size_t size = 0;
   End end = End::data;
   bool replied = false;
+
+  // What the upstream received, and how its stream ended.
+  void record(End how, const std::string& got) {
+    std::lock_guard lock(mutex);
+    end = how;
+    size = got.size();
+    sha = sha256_hex(got);
+  }
 };
 
 std::unique_ptr<Sluice> start(TempDir& dir, std::uint16_t port, const Server& upstream) {
@@ -42,12 +50,7 @@ BOOST_AUTO_TEST_CASE(client_half_closes_first) {
   Server upstream([&](Socket& s) {
     std::string got;
     const End end = s.recv_to_end(got, 2 * kBytes);
-    {
-      std::lock_guard lock(seen.mutex);
-      seen.end = end;
-      seen.size = got.size();
-      seen.sha = sha256_hex(got);
-    }
+    seen.record(end, got);
     if (end != End::eof) return;
     seen.replied = s.send_all(reply);
     // Returning closes the connection: the reply is followed by FIN.
@@ -88,10 +91,7 @@ BOOST_AUTO_TEST_CASE(upstream_half_closes_first) {
     s.shutdown_write();
     std::string got;
     const End end = s.recv_to_end(got, 2 * kBytes);
-    std::lock_guard lock(seen.mutex);
-    seen.end = end;
-    seen.size = got.size();
-    seen.sha = sha256_hex(got);
+    seen.record(end, got);
   });
   TempDir dir;
   const auto port = free_port();
