@@ -313,6 +313,8 @@ asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) 
   connect_ = Connect::connected;
   spdlog::debug("ch{} {}: connected to {}", id_, spec_->config.name, upstream_address_);
   flow(Direction::downstream).wake.cancel();
+  pipeline_.connected();
+  if (closing_) co_return;
   Flow& up = flow(Direction::upstream);
   if (!up.queue.empty())
     write(Direction::upstream);

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <csignal>
 
+#include "sluice/abi.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -46,7 +47,7 @@ BOOST_AUTO_TEST_CASE(example_plugin_builds_from_the_installed_sdk_and_carries_tr
     if (t["type"] == "line-tag") {
       found = true;
       BOOST_TEST(t["file"].get<std::string>() == (example / "build/line_tag.so").string());
-      BOOST_TEST(t["abi"].get<int>() == 1);
+      BOOST_TEST(t["abi"].get<std::uint32_t>() == sluice::abi_version);
     }
   BOOST_TEST(found);
 

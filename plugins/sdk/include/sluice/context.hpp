@@ -9,6 +9,10 @@
 
 #include "sluice/log.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace sluice {
 
 // upstream: bytes from the client towards the upstream server (visits the chain in config order).
@@ -50,6 +54,15 @@ class Context {
   virtual void resume(Direction dir) = 0;
   // Closes the channel (both sides) with `reason` in the log and in on_close.
   virtual void close(std::string_view reason) = 0;
+
+  // True when a layer earlier in the chain (such as `frame`) turns the stream into messages:
+  // every on_data chunk is then one whole message, in both directions, and may be empty.
+  virtual bool messages() const = 0;
+
+  // The worker's event loop, for a middleware that does its own I/O (tee's mirror connections).
+  // Handlers run on the channel's thread; whatever the middleware starts there must not touch
+  // the middleware after on_close (own the I/O state with a shared_ptr and close it there).
+  virtual boost::asio::io_context& io_context() = 0;
 
   // One-shot timer on the channel's thread; all timers are cancelled when the channel closes.
   virtual Clock::time_point now() const = 0;

@@ -3,8 +3,10 @@
 // listener's MiddlewareFactory for every accepted client. Hooks run on the channel's worker
 // thread, one at a time, so a middleware needs no locks for its own state.
 //
-// Order: on_open once; then on_data/on_end per direction (upstream in config order, downstream in
-// reverse); on_close once, last, whatever happened before (even if on_open threw or rejected).
+// Order: on_open once; on_connected once the upstream connection is up (never if it never is);
+// on_data/on_end per direction (upstream in config order, downstream in reverse), which may
+// start before on_connected; on_close once, last, whatever happened before (even if on_open threw
+// or rejected).
 // A hook that throws closes its channel with the exception's message; other channels go on.
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,8 @@ enum class Verdict : std::uint8_t {
   hold,   // the engine keeps the chunk at this middleware and stops reading this direction
           // until ctx.resume(dir); use it to delay or pace bytes
   close,  // close the channel
+  drop,   // the chunk stops here. On a byte stream the same as passing an empty chunk; after a
+          // layer (ctx.messages()) an empty chunk is an empty message, and drop discards it
 };
 
 struct CloseInfo {
@@ -38,6 +42,8 @@ class Middleware {
   virtual ~Middleware() = default;
   // The client was accepted. May set the upstream, defer the connect, or ctx.close() to reject.
   virtual void on_open(Context&) {}
+  // The upstream connection is established; ctx.upstream_address() is the address connected to.
+  virtual void on_connected(Context&) {}
   virtual Verdict on_data(Context&, Direction, Chunk&) { return Verdict::pass; }
   // The sender of `dir` finished (half-close), after its last on_data. Bytes sent from here still
   // go out before the FIN is forwarded.
@@ -52,6 +58,17 @@ class MiddlewareFactory {
  public:
   virtual ~MiddlewareFactory() = default;
   virtual std::unique_ptr<Middleware> create() = 0;
+
+  // A layer (a framing codec, later TLS) changes what the middlewares after it see: it decodes at
+  // its own place and must encode again where bytes leave towards the upstream, and the other way
+  // round downstream. Its factory returns here, for each `client_side` it created, the partner
+  // that the pipeline runs at the server edge of the chain: after every other middleware
+  // upstream, before all of them downstream. Layers nest (the first layer's edge is outermost).
+  // Every other factory returns nullptr.
+  virtual std::unique_ptr<Middleware> create_server_edge(Middleware& client_side) {
+    (void)client_side;
+    return nullptr;
+  }
 };
 
 }  // namespace sluice

@@ -11,7 +11,10 @@
 // - while a middleware holds in a direction, every later chunk it sees waits behind the held
 //   ones until ctx.resume(), and so does the half-close;
 // - on_end reaches a middleware only after every on_data of that direction, and the host sees
-//   emit_end() only after every byte of that direction was emitted.
+//   emit_end() only after every byte of that direction was emitted;
+// - a layer's server-edge partner (MiddlewareFactory::create_server_edge) runs after the last
+//   middleware upstream and before the first downstream; the middlewares between a layer and
+//   its edge see messages, where an empty chunk is an empty message that goes on.
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -81,6 +84,7 @@ class Pipeline {
     virtual void cancel_timer(TimerId id) = 0;
     virtual void log(Level level, std::string_view type, std::string_view message) = 0;
     virtual bool log_enabled(Level level) const = 0;
+    virtual boost::asio::io_context& io_context() = 0;
 
    protected:
     ~Host() = default;
@@ -95,30 +99,42 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Creates every middleware, then runs on_open in chain order. A failure closes the channel.
+  // Creates every middleware (and the server-edge partner of every layer, placed after the last
+  // stage), then runs on_open in chain order. A failure closes the channel.
   void open(std::span<const Stage> stages) {
-    slots_.reserve(stages.size());
+    slots_.reserve(2 * stages.size());  // upper bound: Slots are Contexts, they must not move
+    std::vector<std::pair<MiddlewareFactory*, std::size_t>> layers;  // factory, client-side slot
     for (const Stage& st : stages) {
       slots_.emplace_back(*this, st.type);
-      try {
-        slots_.back().middleware = st.factory->create();
-      } catch (const std::exception& e) {
-        fail(slots_.back(), "create", e.what());
+      Slot& s = slots_.back();
+      s.in_layer = !layers.empty();
+      if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) return;
+      std::unique_ptr<Middleware> edge;
+      if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); }))
         return;
-      } catch (...) {
-        fail(slots_.back(), "create", "unknown exception");
-        return;
+      if (edge) {
+        edges_.push_back(std::move(edge));
+        layers.emplace_back(st.factory, slots_.size() - 1);
       }
     }
+    // The innermost layer's edge comes first upstream (last downstream).
+    for (std::size_t i = layers.size(); i-- > 0;) {
+      slots_.emplace_back(*this, slots_[layers[i].second].type);
+      slots_.back().in_layer = i > 0;
+      slots_.back().middleware = std::move(edges_[i]);
+    }
+    edges_.clear();
     for (Slot& s : slots_) {
       if (closed_) return;
-      try {
-        s.middleware->on_open(s);
-      } catch (const std::exception& e) {
-        fail(s, "on_open", e.what());
-      } catch (...) {
-        fail(s, "on_open", "unknown exception");
-      }
+      guard(s, "on_open", [&] { s.middleware->on_open(s); });
+    }
+  }
+
+  // The upstream connection is established.
+  void connected() {
+    for (Slot& s : slots_) {
+      if (closed_) return;
+      guard(s, "on_connected", [&] { s.middleware->on_connected(s); });
     }
   }
 
@@ -155,6 +171,7 @@ class Pipeline {
     std::unique_ptr<Middleware> middleware;
     std::vector<Chunk> held[2];
     bool end_pending[2] = {false, false};
+    bool in_layer = false;  // inside a layer: chunks are messages, an empty one included
 
     std::uint64_t channel_id() const override { return pipeline->host_.channel_id(); }
     std::string_view listener() const override { return pipeline->host_.listener(); }
@@ -189,6 +206,8 @@ class Pipeline {
       });
     }
     void cancel_timer(TimerId id) override { pipeline->host_.cancel_timer(id); }
+    bool messages() const override { return in_layer; }
+    boost::asio::io_context& io_context() override { return pipeline->host_.io_context(); }
     void log(Level level, std::string_view message) override {
       pipeline->host_.log(level, type, message);
     }
@@ -211,35 +230,46 @@ class Pipeline {
     host_.close("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
                 std::string(what));
   }
+  // Runs one hook of `s`; an exception closes the channel. False if it threw.
+  template <class F>
+  bool guard(Slot& s, std::string_view hook, F&& f) {
+    try {
+      f();
+      return true;
+    } catch (const std::exception& e) {
+      fail(s, hook, e.what());
+    } catch (...) {
+      fail(s, hook, "unknown exception");
+    }
+    return false;
+  }
+  // Whether an empty chunk leaving position `pos` of `dir` still goes on (as an empty message).
+  bool carries_empty(Direction dir, std::size_t pos) {
+    return pos + 1 < slots_.size() && at(dir, pos + 1).in_layer;
+  }
 
   void deliver(Direction dir, std::size_t pos, Chunk&& chunk) {
     const std::size_t d = index(dir);
     for (; pos < slots_.size(); ++pos) {
       if (closed_) break;
       Slot& s = at(dir, pos);
-      Verdict v;
-      try {
-        v = s.middleware->on_data(s, dir, chunk);
-      } catch (const std::exception& e) {
-        fail(s, "on_data", e.what());
-        break;
-      } catch (...) {
-        fail(s, "on_data", "unknown exception");
-        break;
-      }
+      Verdict v = Verdict::pass;
+      if (!guard(s, "on_data", [&] { v = s.middleware->on_data(s, dir, chunk); })) break;
       if (closed_) break;
       if (v == Verdict::close) {
         closed_ = true;
         host_.close("closed by middleware " + std::string(s.type));
         break;
       }
+      if (v == Verdict::drop) break;
+      const bool goes_on = !chunk.empty() || carries_empty(dir, pos);
       if (v == Verdict::hold || !s.held[d].empty()) {
-        if (v == Verdict::pass && chunk.empty()) break;  // nothing to queue behind the held
+        if (v == Verdict::pass && !goes_on) break;  // nothing to queue behind the held
         if (s.held[d].empty() && ++holding_[d] == 1) host_.pause(dir);
         s.held[d].push_back(std::move(chunk));
         return;
       }
-      if (chunk.empty()) break;
+      if (!goes_on) break;
     }
     if (closed_ || chunk.empty()) {
       pool_.give(std::move(chunk));
@@ -252,15 +282,7 @@ class Pipeline {
     for (; pos < slots_.size(); ++pos) {
       if (closed_) return;
       Slot& s = at(dir, pos);
-      try {
-        s.middleware->on_end(s, dir);
-      } catch (const std::exception& e) {
-        fail(s, "on_end", e.what());
-        return;
-      } catch (...) {
-        fail(s, "on_end", "unknown exception");
-        return;
-      }
+      if (!guard(s, "on_end", [&] { s.middleware->on_end(s, dir); })) return;
       if (!s.held[index(dir)].empty()) {
         s.end_pending[index(dir)] = true;
         return;
@@ -270,10 +292,11 @@ class Pipeline {
   }
 
   void send_from(Slot& s, Direction dir, std::string_view bytes) {
-    if (closed_ || bytes.empty()) return;
+    const std::size_t pos = position_of(s, dir);
+    if (closed_ || (bytes.empty() && !carries_empty(dir, pos))) return;
     Chunk c = pool_.take();
     c.assign(bytes);
-    deliver(dir, position_of(s, dir) + 1, std::move(c));
+    deliver(dir, pos + 1, std::move(c));
   }
 
   void resume_from(Slot& s, Direction dir) {
@@ -283,7 +306,7 @@ class Pipeline {
     s.held[d].clear();
     const std::size_t next = position_of(s, dir) + 1;
     for (Chunk& c : released) {
-      if (c.empty()) continue;
+      if (c.empty() && !carries_empty(dir, next - 1)) continue;
       deliver(dir, next, std::move(c));
     }
     if (s.end_pending[d] && s.held[d].empty()) {
@@ -296,6 +319,7 @@ class Pipeline {
   Host& host_;
   ChunkPool& pool_;
   std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<Middleware>> edges_;  // only while open() runs
   std::size_t holding_[2] = {0, 0};
   bool closed_ = false;
 };

@@ -8,6 +8,7 @@
 //   sluice::testing::Harness h(chain);       // one channel
 //   h.feed(sluice::Direction::upstream, "abc");
 //   assert(h.take(sluice::Direction::upstream) == "ABC");
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -111,6 +112,7 @@ class Harness final : public Pipeline::Host {
       : client_(std::move(client)), upstream_(std::move(upstream)), pipeline_(*this, pool_) {
     pipeline_.open(chain.stages());
     if (!deferred_ && !closed_) connected_ = true;
+    settle();
   }
   ~Harness() { shut("harness destroyed"); }
 
@@ -120,9 +122,13 @@ class Harness final : public Pipeline::Host {
     c.assign(bytes);
     bytes_in_[idx(dir)] += bytes.size();
     pipeline_.data(dir, std::move(c));
+    settle();
   }
   // As if the sender of `dir` half-closed.
-  void finish(Direction dir) { pipeline_.end(dir); }
+  void finish(Direction dir) {
+    pipeline_.end(dir);
+    settle();
+  }
   // Everything emitted so far in `dir`, removed from the harness.
   std::string take(Direction dir) { return std::exchange(out_[idx(dir)], {}); }
   bool ended(Direction dir) const { return ended_[idx(dir)]; }
@@ -160,9 +166,12 @@ class Harness final : public Pipeline::Host {
       auto fire = std::move(next->second.second);
       timers_.erase(next);
       fire();
+      settle();
     }
     now_ = until;
   }
+  // The event loop that ctx.io_context() returns; a test runs it to drive a middleware's own I/O.
+  boost::asio::io_context& io() { return io_; }
   std::size_t pending_timers() const { return timers_.size(); }
   std::vector<std::string> logs;
 
@@ -209,19 +218,29 @@ class Harness final : public Pipeline::Host {
     logs.push_back(std::string(type) + ": " + std::string(message));
   }
   bool log_enabled(Level) const override { return true; }
+  boost::asio::io_context& io_context() override { return io_; }
 
  private:
+  // The engine connects asynchronously: on_connected comes after the hook that allowed it.
+  void settle() {
+    if (connected_ && !told_connected_ && !closed_) {
+      told_connected_ = true;
+      pipeline_.connected();
+    }
+  }
   static std::size_t idx(Direction d) { return d == Direction::upstream ? 0 : 1; }
   std::string client_, upstream_;
   ChunkPool pool_{4096, 64};
   std::string out_[2];
   bool ended_[2] = {false, false}, paused_[2] = {false, false};
   bool closed_ = false, shut_ = false, deferred_ = false, connected_ = false;
+  bool told_connected_ = false;
   std::string close_reason_;
   std::uint64_t bytes_in_[2] = {0, 0}, bytes_out_[2] = {0, 0};
   Clock::time_point start_{}, now_{};
   TimerId last_timer_ = 0;
   std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
+  boost::asio::io_context io_;
   Pipeline pipeline_;  // last: destroyed first, while the members above still exist
 };
 
