@@ -46,6 +46,7 @@ class Tag : public sluice::Middleware {
     return Verdict::pass;
   }
   void record(const std::string& what) { events_.push_back(name_ + " " + what); }
+  const std::string& name() const { return name_; }
   Context* ctx_ = nullptr;
 
  private:
@@ -127,14 +128,37 @@ class Deferrer final : public Tag {
   bool connect_;
 };
 
-class Factory final : public sluice::MiddlewareFactory {
+// Records whether it sees messages, and on_connected; in a layer, both halves are Sides.
+class Side final : public Tag {
  public:
-  explicit Factory(std::function<std::unique_ptr<sluice::Middleware>()> make)
-      : make_(std::move(make)) {}
-  std::unique_ptr<sluice::Middleware> create() override { return make_(); }
+  using Tag::Tag;
+  void on_open(Context& ctx) override {
+    Tag::on_open(ctx);
+    record(ctx.messages() ? "messages" : "stream");
+  }
+  void on_connected(Context&) override { record("connected"); }
 
  private:
-  std::function<std::unique_ptr<sluice::Middleware>()> make_;
+  // An empty chunk is passed as it is (an empty message inside a layer); "drop" is dropped.
+  Verdict data(Context&, Direction, Chunk& c) override {
+    if (c.view() == "drop") return Verdict::drop;
+    if (!c.empty()) c.append("[" + name() + "]");
+    return Verdict::pass;
+  }
+};
+
+class Factory final : public sluice::MiddlewareFactory {
+ public:
+  using Make = std::function<std::unique_ptr<sluice::Middleware>()>;
+  explicit Factory(Make make, Make edge = nullptr)
+      : make_(std::move(make)), edge_(std::move(edge)) {}
+  std::unique_ptr<sluice::Middleware> create() override { return make_(); }
+  std::unique_ptr<sluice::Middleware> create_server_edge(sluice::Middleware&) override {
+    return edge_ ? edge_() : nullptr;
+  }
+
+ private:
+  Make make_, edge_;
 };
 
 struct Fixture {
@@ -156,6 +180,14 @@ struct Fixture {
     add<Thrower>("thrower");
     add<Rejecter>("rejecter");
     add<Responder>("responder");
+    add<Side>("side");
+    // A layer named N: its edge partner is named N'.
+    types.add_middleware("layer", "test", [this](sluice::Options& o, sluice::Services&) {
+      auto name = o.require<std::string>("name");
+      return std::make_unique<Factory>(
+          [this, name] { return std::make_unique<Side>(name, events); },
+          [this, name] { return std::make_unique<Side>(name + "'", events); });
+    });
     types.add_middleware("deferrer", "test", [this](sluice::Options& o, sluice::Services&) {
       auto name = o.require<std::string>("name");
       const bool connect = o.get<bool>("connect", false);
@@ -307,6 +339,48 @@ BOOST_AUTO_TEST_CASE(client_half_close_ends_downstream_only_when_never_connected
     h.finish(Direction::upstream);
     BOOST_TEST(!h.ended(Direction::downstream));
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_layers_edge_runs_at_the_server_edge_and_layers_nest) {
+  auto c = chain(R"([{"type": "side", "name": "a"}, {"type": "layer", "name": "L"},
+                     {"type": "side", "name": "b"}, {"type": "layer", "name": "M"},
+                     {"type": "side", "name": "c"}])");
+  Harness h(c);
+  // Opened in pipeline order; between a layer and its edge, middlewares see messages.
+  expect_events({"a open",      "a stream",    "L open",      "L stream",    "b open",
+                 "b messages",  "M open",      "M messages",  "c open",      "c messages",
+                 "M' open",     "M' messages", "L' open",     "L' stream",   "a connected",
+                 "L connected", "b connected", "M connected", "c connected", "M' connected",
+                 "L' connected"});
+  h.feed(Direction::upstream, "x");
+  BOOST_TEST(h.take(Direction::upstream) == "x[a][L][b][M][c][M'][L']");
+  events.clear();
+  h.feed(Direction::downstream, "y");
+  BOOST_TEST(h.take(Direction::downstream) == "y[L'][M'][c][M][b][L][a]");
+  events.clear();
+  h.finish(Direction::upstream);
+  BOOST_TEST(h.ended(Direction::upstream));
+  expect_events({"a end upstream", "L end upstream", "b end upstream", "M end upstream",
+                 "c end upstream", "M' end upstream", "L' end upstream"});
+  h.shut("done");
+  BOOST_TEST(events.size() == 7u);  // on_close reaches both halves of every layer
+}
+
+BOOST_AUTO_TEST_CASE(inside_a_layer_an_empty_chunk_is_a_message_and_drop_discards_it) {
+  auto c = chain(R"([{"type": "side", "name": "a"}, {"type": "layer", "name": "L"},
+                     {"type": "side", "name": "b"}])");
+  Harness h(c);
+  events.clear();
+  // a's empty chunk stops at a (a byte stream); L's goes on to b and L' (messages).
+  h.feed(Direction::upstream, "");
+  expect_events({"a upstream "});
+  h.feed(Direction::downstream, "");
+  expect_events({"L' downstream ", "b downstream ", "L downstream "});
+  // An empty chunk never reaches the socket.
+  BOOST_TEST(h.take(Direction::downstream).empty());
+  h.feed(Direction::upstream, "drop");
+  expect_events({"a upstream drop"});
+  BOOST_TEST(h.take(Direction::upstream).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -108,11 +108,13 @@ class Pipeline {
       slots_.emplace_back(*this, st.type);
       Slot& s = slots_.back();
       s.in_layer = !layers.empty();
+      s.takes_empty[0] = s.takes_empty[1] = s.in_layer;
       if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) return;
       std::unique_ptr<Middleware> edge;
       if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); }))
         return;
       if (edge) {
+        s.takes_empty[index(Direction::downstream)] = true;  // the messages it encodes
         edges_.push_back(std::move(edge));
         layers.emplace_back(st.factory, slots_.size() - 1);
       }
@@ -121,6 +123,8 @@ class Pipeline {
     for (std::size_t i = layers.size(); i-- > 0;) {
       slots_.emplace_back(*this, slots_[layers[i].second].type);
       slots_.back().in_layer = i > 0;
+      slots_.back().takes_empty[index(Direction::upstream)] = true;
+      slots_.back().takes_empty[index(Direction::downstream)] = i > 0;
       slots_.back().middleware = std::move(edges_[i]);
     }
     edges_.clear();
@@ -172,6 +176,9 @@ class Pipeline {
     std::vector<Chunk> held[2];
     bool end_pending[2] = {false, false};
     bool in_layer = false;  // inside a layer: chunks are messages, an empty one included
+    // Per direction: whether an empty chunk reaching it is a message. A layer's halves take the
+    // messages they encode, whatever side of any outer layer they sit.
+    bool takes_empty[2] = {false, false};
 
     std::uint64_t channel_id() const override { return pipeline->host_.channel_id(); }
     std::string_view listener() const override { return pipeline->host_.listener(); }
@@ -245,7 +252,7 @@ class Pipeline {
   }
   // Whether an empty chunk leaving position `pos` of `dir` still goes on (as an empty message).
   bool carries_empty(Direction dir, std::size_t pos) {
-    return pos + 1 < slots_.size() && at(dir, pos + 1).in_layer;
+    return pos + 1 < slots_.size() && at(dir, pos + 1).takes_empty[index(dir)];
   }
 
   void deliver(Direction dir, std::size_t pos, Chunk&& chunk) {
@@ -261,10 +268,10 @@ class Pipeline {
         host_.close("closed by middleware " + std::string(s.type));
         break;
       }
-      if (v == Verdict::drop) break;
-      const bool goes_on = !chunk.empty() || carries_empty(dir, pos);
+      if (v == Verdict::drop) chunk.clear();
+      const bool goes_on = v != Verdict::drop && (!chunk.empty() || carries_empty(dir, pos));
       if (v == Verdict::hold || !s.held[d].empty()) {
-        if (v == Verdict::pass && !goes_on) break;  // nothing to queue behind the held
+        if (v != Verdict::hold && !goes_on) break;  // nothing to queue behind the held
         if (s.held[d].empty() && ++holding_[d] == 1) host_.pause(dir);
         s.held[d].push_back(std::move(chunk));
         return;
