@@ -1,0 +1,3 @@
+#include "frame/frame.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_frame)
