@@ -46,11 +46,17 @@ class Hexdump final : public Middleware {
  public:
   explicit Hexdump(std::uint64_t max_bytes) : max_bytes_(max_bytes) {}
 
+  // On a byte stream every chunk is labelled with its stream offset; after a layer (`frame`)
+  // every chunk is a message, numbered, and dumped from offset 0.
   Verdict on_data(Context& ctx, Direction dir, Chunk& chunk) override {
     std::uint64_t& offset = offset_[index(dir)];
     const std::uint64_t start = offset;
     offset += chunk.size();
-    if (ctx.log_enabled(Level::info)) ctx.log(Level::info, format(dir, start, chunk.view()));
+    const bool message = ctx.messages();
+    const std::uint64_t number = message ? ++messages_[index(dir)] : 0;
+    if (ctx.log_enabled(Level::info))
+      ctx.log(Level::info, message ? format(dir, "message", number, 0, chunk.view())
+                                   : format(dir, "offset", start, start, chunk.view()));
     return Verdict::pass;
   }
 
@@ -65,14 +71,17 @@ class Hexdump final : public Middleware {
 
   // One message per chunk, not one per line, so that dumps of channels on other workers never
   // interleave with it in the log.
-  std::string_view format(Direction dir, std::uint64_t offset, std::string_view bytes) const {
+  std::string_view format(Direction dir, std::string_view label, std::uint64_t label_value,
+                          std::uint64_t offset, std::string_view bytes) const {
     // Reused by every channel of the worker thread (hooks never nest inside a log call), so a
     // warmed-up dump allocates nothing.
     thread_local std::string out;
     out.clear();
     out += to_string(dir);
-    out += " offset ";
-    out += std::to_string(offset);
+    out += ' ';
+    out += label;
+    out += ' ';
+    out += std::to_string(label_value);
     out += " length ";
     out += std::to_string(bytes.size());
     if (max_bytes_ == 0) return out;
@@ -89,6 +98,7 @@ class Hexdump final : public Middleware {
 
   std::uint64_t max_bytes_;
   std::uint64_t offset_[2] = {0, 0};
+  std::uint64_t messages_[2] = {0, 0};
 };
 
 class HexdumpFactory final : public MiddlewareFactory {
@@ -104,7 +114,9 @@ class HexdumpFactory final : public MiddlewareFactory {
 
 void register_hexdump(Registry& registry) {
   registry.add_middleware(
-      "hexdump", "logs every chunk as a hex and ASCII dump, with its direction and stream offset",
+      "hexdump",
+      "logs every chunk (or message, after frame) as a hex and ASCII dump, with its direction "
+      "and stream offset",
       [](Options& options, Services&) -> std::unique_ptr<MiddlewareFactory> {
         return std::make_unique<HexdumpFactory>(options.size("max_bytes", 4096));
       });
