@@ -1,0 +1,3 @@
+#include "pass/pass.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_pass)
