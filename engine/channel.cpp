@@ -278,11 +278,18 @@ void Channel::begin_connect() {
                  });
 }
 
-asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) {
-  using namespace asio::experimental::awaitable_operators;
+asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> keep_alive) {
   const HostPort target = *target_;
   const auto timeout = spec_->config.connect_timeout;
-  asio::steady_timer deadline(worker_.io, timeout);
+  // The deadline is a timer of its own that closes the channel, not `||` with the attempt: a
+  // host-name lookup cannot be cancelled (getaddrinfo on Asio's resolver thread), and `||` would
+  // wait for it however long the DNS server takes.
+  auto deadline = std::make_shared<asio::steady_timer>(worker_.io, timeout);
+  deadline->async_wait([self = keep_alive, deadline, target, timeout](error_code ec) {
+    if (ec || self->closing_ || self->connect_ != Connect::pending) return;
+    self->close("upstream " + target.str() + ": connect timed out after " + describe(timeout),
+                true);
+  });
   auto attempt = [&]() -> asio::awaitable<error_code> {
     if (target.endpoint) {
       auto [ec] = co_await upstream_.async_connect(*target.endpoint, use_tuple);
@@ -292,19 +299,16 @@ asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> /*keep_alive*/) 
     auto [rec, results] =
         co_await resolver.async_resolve(target.host, std::to_string(target.port), use_tuple);
     if (rec) co_return rec;
-    // The lookup cannot be cancelled: the channel may have closed meanwhile.
+    // The channel may have closed (deadline, drain) while the lookup ran.
     if (closing_) co_return asio::error::operation_aborted;
     auto [ec, ep] = co_await asio::async_connect(upstream_, results, use_tuple);
     co_return ec;
   };
-  auto result = co_await (attempt() || deadline.async_wait(use_tuple));
+  const error_code failed = co_await attempt();
+  deadline->cancel();
   if (closing_) co_return;
-  if (result.index() == 1) {
-    co_return close("upstream " + target.str() + ": connect timed out after " + describe(timeout),
-                    true);
-  }
-  if (error_code ec = std::get<0>(result)) {
-    co_return close("upstream " + target.str() + ": connect failed: " + ec.message(), true);
+  if (failed) {
+    co_return close("upstream " + target.str() + ": connect failed: " + failed.message(), true);
   }
   error_code ec;
   upstream_.non_blocking(true, ec);
