@@ -80,6 +80,16 @@ class Delay final : public Tag {
   bool timer_armed_ = false;
 };
 
+// Sends a greeting both ways from on_open (a server-first protocol, a client preamble).
+class Greeter final : public Tag {
+  using Tag::Tag;
+  void on_open(Context& ctx) override {
+    Tag::on_open(ctx);
+    ctx.send(Direction::upstream, "hi");
+    ctx.send(Direction::downstream, "hello");
+  }
+};
+
 class Closer final : public Tag {
   using Tag::Tag;
   Verdict data(Context&, Direction, Chunk&) override { return Verdict::close; }
@@ -181,6 +191,7 @@ struct Fixture {
     add<Rejecter>("rejecter");
     add<Responder>("responder");
     add<Side>("side");
+    add<Greeter>("greeter");
     // A layer named N: its edge partner is named N'.
     types.add_middleware("layer", "test", [this](sluice::Options& o, sluice::Services&) {
       auto name = o.require<std::string>("name");
@@ -381,6 +392,15 @@ BOOST_AUTO_TEST_CASE(inside_a_layer_an_empty_chunk_is_a_message_and_drop_discard
   h.feed(Direction::upstream, "drop");
   expect_events({"a upstream drop"});
   BOOST_TEST(h.take(Direction::upstream).empty());
+}
+
+BOOST_AUTO_TEST_CASE(bytes_sent_from_on_open_wait_until_every_on_open_ran) {
+  auto c = chain(R"([{"type": "tag", "name": "a"}, {"type": "greeter", "name": "g"},
+                     {"type": "tag", "name": "b"}])");
+  Harness h(c);
+  expect_events({"a open", "g open", "b open", "b upstream hi", "a downstream hello"});
+  BOOST_TEST(h.take(Direction::upstream) == "hi[b]");
+  BOOST_TEST(h.take(Direction::downstream) == "hello[a]");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,7 +14,8 @@
 //   emit_end() only after every byte of that direction was emitted;
 // - a layer's server-edge partner (MiddlewareFactory::create_server_edge) runs after the last
 //   middleware upstream and before the first downstream; the middlewares between a layer and
-//   its edge see messages, where an empty chunk is an empty message that goes on.
+//   its edge see messages, where an empty chunk is an empty message that goes on;
+// - bytes sent from on_open wait until every on_open ran, so no middleware sees data first.
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -128,10 +129,18 @@ class Pipeline {
       slots_.back().middleware = std::move(edges_[i]);
     }
     edges_.clear();
+    opening_ = true;
     for (Slot& s : slots_) {
-      if (closed_) return;
+      if (closed_) break;
       guard(s, "on_open", [&] { s.middleware->on_open(s); });
     }
+    opening_ = false;
+    // Bytes sent from on_open reach the middlewares after the sender once every on_open ran.
+    for (Sent& sent : sent_during_open_) {
+      if (closed_) break;
+      deliver(sent.dir, sent.from + 1, std::move(sent.chunk));
+    }
+    sent_during_open_.clear();
   }
 
   // The upstream connection is established.
@@ -303,6 +312,10 @@ class Pipeline {
     if (closed_ || (bytes.empty() && !carries_empty(dir, pos))) return;
     Chunk c = pool_.take();
     c.assign(bytes);
+    if (opening_) {
+      sent_during_open_.push_back({dir, pos, std::move(c)});
+      return;
+    }
     deliver(dir, pos + 1, std::move(c));
   }
 
@@ -326,7 +339,15 @@ class Pipeline {
   Host& host_;
   ChunkPool& pool_;
   std::vector<Slot> slots_;
-  std::vector<std::unique_ptr<Middleware>> edges_;  // only while open() runs
+  struct Sent {
+    Direction dir;
+    std::size_t from;  // position of the sender in dir's order
+    Chunk chunk;
+  };
+  // Only while open() runs:
+  std::vector<std::unique_ptr<Middleware>> edges_;
+  std::vector<Sent> sent_during_open_;
+  bool opening_ = false;
   std::size_t holding_[2] = {0, 0};
   bool closed_ = false;
 };
