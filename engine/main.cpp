@@ -1,4 +1,4 @@
-// The sluice command line: run, check, plugins. Exit status: 0 ok, 1 runtime failure,
+// The sluice command line: run, check, plugins, replay. Exit status: 0 ok, 1 runtime failure,
 // 2 bad usage, config or plugin (with one message naming the file and JSON path).
 #include <boost/program_options.hpp>
 #include <csignal>
@@ -9,6 +9,7 @@
 #include "engine.hpp"
 #include "log.hpp"
 #include "plugins.hpp"
+#include "replay.hpp"
 #include "runtime.hpp"
 #include "sluice/abi.hpp"
 
@@ -32,6 +33,8 @@ commands:
             hexdump, where 127.0.0.1:7001 is a built-in echo listener
   check     validate a config file (and load its plugins) without binding anything
   plugins   list the middleware and extension types found, with their plugin files
+  replay    play the client side of a channel recorded by `record` against an upstream and
+            compare its answer with the recording (exit 0 match, 1 differs)
 
   sluice <command> --help   options of one command
   sluice --version
@@ -83,10 +86,11 @@ json middleware_from_flag(const std::string& flag) {
 }
 
 po::variables_map parse(const std::vector<std::string>& args, const po::options_description& opts,
-                        const std::string& command) {
+                        const std::string& command,
+                        const po::positional_options_description& positional = {}) {
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::store(po::command_line_parser(args).options(opts).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw Usage("sluice " + command + ": " + e.what());
@@ -265,6 +269,49 @@ int cmd_plugins(const std::vector<std::string>& args) {
   return kOk;
 }
 
+int cmd_replay(const std::vector<std::string>& args) {
+  po::options_description opts("sluice replay FILE --upstream HOST:PORT [options]");
+  opts.add_options()("help,h", "show this help")("file", po::value<std::string>(),
+                                                 "a recording written by the record middleware")(
+      "upstream", po::value<std::string>(), "the server to replay against, e.g. 127.0.0.1:8000")(
+      "channel", po::value<std::uint64_t>(), "the channel id to replay (default: the first)")(
+      "timing", po::value<std::string>()->default_value("fast"),
+      "fast: no pauses, but each client chunk waits for the answer recorded before it; "
+      "original: each client chunk at its recorded time")(
+      "timeout", po::value<std::string>()->default_value("5s"),
+      "longest wait for the upstream (connect, each answer, each send), e.g. 500ms, 5s");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  auto vm = parse(args, opts, "replay", positional);
+  if (vm.count("help")) {
+    std::cout << opts
+              << "\nExit status: 0 the answer matches the recording, 1 it differs (or the "
+                 "upstream\ncould not be reached), 2 bad usage, unreadable file or unknown "
+                 "channel.\n";
+    return kOk;
+  }
+  if (!vm.count("file")) throw Usage("sluice replay: FILE is required");
+  if (!vm.count("upstream")) throw Usage("sluice replay: --upstream HOST:PORT is required");
+  ReplayOptions options;
+  options.file = vm["file"].as<std::string>();
+  options.upstream = vm["upstream"].as<std::string>();
+  if (vm.count("channel")) options.channel = vm["channel"].as<std::uint64_t>();
+  const auto timing = vm["timing"].as<std::string>();
+  if (timing == "fast")
+    options.timing = ReplayOptions::Timing::fast;
+  else if (timing == "original")
+    options.timing = ReplayOptions::Timing::original;
+  else
+    throw Usage("sluice replay: --timing: expected fast or original, got \"" + timing + "\"");
+  try {
+    options.timeout = Options::parse_duration(json(vm["timeout"].as<std::string>()), "--timeout");
+  } catch (const ConfigError& e) {
+    throw Usage("sluice replay: " + std::string(e.what()));
+  }
+  if (options.timeout.count() == 0) throw Usage("sluice replay: --timeout: must be more than 0");
+  return replay(options, std::cout, std::cerr);
+}
+
 int main_impl(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
@@ -282,6 +329,7 @@ int main_impl(int argc, char** argv) {
     if (command == "run") return cmd_run(args);
     if (command == "check") return cmd_check(args);
     if (command == "plugins") return cmd_plugins(args);
+    if (command == "replay") return cmd_replay(args);
     throw Usage("unknown command \"" + command + "\"\n\n" + kUsage);
   } catch (const Usage& e) {
     std::cerr << "sluice: " << e.what() << "\n";

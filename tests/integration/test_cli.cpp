@@ -21,7 +21,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
                                                {"no-such-command"},
                                                {"run", "--no-such-flag"},
                                                {"run", "--use", "hexdump"},
-                                               {"check"}}) {
+                                               {"check"},
+                                               {"replay"}}) {
     const auto r = run_sluice(args);
     BOOST_TEST(r.exit_code == 2, r.output);
     BOOST_TEST(r.output.find("sluice") != std::string::npos, r.output);

@@ -1,0 +1,3 @@
+#include "record/record.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_record)
