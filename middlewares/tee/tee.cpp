@@ -4,7 +4,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <cctype>
 #include <charconv>
 #include <memory>
@@ -88,7 +87,7 @@ MirrorTarget parse_mirror(std::string_view text, const std::string& path) {
 // One mirror connection of one channel. Owned by the channel's Tee and by its own pending
 // handlers, so it lives on, without the channel, while it lingers. Every handler runs on the
 // channel's thread. Byte accounting is exact: every copied byte is, at any time, in exactly one
-// of copied_, dropped_ or the queue (pending_ + writing_).
+// of copied_, dropped_ or the queue (pending_ and the unsent part of writing_).
 class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
  public:
   MirrorLink(std::shared_ptr<const Settings> settings, std::size_t index, Context& ctx)
@@ -161,15 +160,17 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
                     std::to_string(dropped_) + " dropped";
     if (!failure_.empty()) s += " (" + failure_ + ")";
     if (queued() != 0 && (state_ == State::connecting || state_ == State::open))
-      s += ", " + std::to_string(queued()) + " queued (flushed for up to " +
-           describe(settings_->linger) + ")";
+      s += ", " + std::to_string(queued()) +
+           (settings_->linger.count()
+                ? " queued (flushed for up to " + describe(settings_->linger) + ")"
+                : " queued (not sent: linger is 0)");
     return s;
   }
 
  private:
   enum class State { connecting, open, failed, closed };
 
-  std::uint64_t queued() const { return pending_.size() + writing_.size(); }
+  std::uint64_t queued() const { return pending_.size() + writing_.size() - sent_; }
 
   void connected(error_code ec) {
     if (state_ != State::connecting) return;  // timed out, or closed after the channel
@@ -183,36 +184,45 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
     write_next();
   }
 
-  // One write at a time from writing_, while new copies gather in pending_: order is kept and
-  // the two buffers are reused.
+  // One send at a time from writing_, while new copies gather in pending_: order is kept, the
+  // two buffers are reused, and copied_ follows each send (not just whole buffers).
   void write_next() {
     if (state_ != State::open || writing_in_flight_) return;
-    if (pending_.empty()) {
-      if (finishing_ && !fin_sent_) {
-        fin_sent_ = true;
-        error_code ignored;
-        socket_.shutdown(tcp::socket::shutdown_send, ignored);
-        if (peer_done_) shut_down(State::closed);
+    if (sent_ == writing_.size()) {
+      if (pending_.empty()) {
+        if (finishing_ && !fin_sent_) {
+          fin_sent_ = true;
+          error_code ignored;
+          socket_.shutdown(tcp::socket::shutdown_send, ignored);
+          if (peer_done_) shut_down(State::closed);
+        }
+        return;
       }
-      return;
+      writing_.clear();
+      sent_ = 0;
+      writing_.swap(pending_);
     }
-    writing_.swap(pending_);
     writing_in_flight_ = true;
-    asio::async_write(
-        socket_, asio::buffer(writing_),
+    socket_.async_write_some(
+        asio::buffer(writing_.data() + sent_, writing_.size() - sent_),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->written(ec, n); });
   }
 
   void written(error_code ec, std::size_t n) {
     writing_in_flight_ = false;
     copied_ += n;
-    dropped_ += writing_.size() - n;
-    writing_.clear();
-    // A burst may have grown the buffers to max_buffer: an idle channel gives that back.
-    if (pending_.empty() && writing_.capacity() > kKeptCapacity) std::string().swap(writing_);
-    if (ec) {
-      if (state_ == State::open) give_up("write failed: " + ec.message(), "write failed");
+    sent_ += n;
+    if (ec || state_ != State::open) {  // failed, or closed while this send was in flight
+      dropped_ += writing_.size() - sent_;
+      writing_.clear();
+      sent_ = 0;
+      if (ec && state_ == State::open) give_up("write failed: " + ec.message(), "write failed");
       return;
+    }
+    // A burst may have grown the buffers to max_buffer: an idle channel gives that back.
+    if (sent_ == writing_.size() && pending_.empty() && writing_.capacity() > kKeptCapacity) {
+      std::string().swap(writing_);
+      sent_ = 0;
     }
     write_next();
   }
@@ -252,6 +262,11 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
     state_ = to;
     dropped_ += pending_.size();
     pending_.clear();
+    if (!writing_in_flight_) {  // else the send's handler accounts for the rest
+      dropped_ += writing_.size() - sent_;
+      writing_.clear();
+      sent_ = 0;
+    }
     error_code ignored;
     connect_deadline_.cancel();
     linger_deadline_.cancel();
@@ -270,7 +285,8 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
   asio::steady_timer connect_deadline_;
   asio::steady_timer linger_deadline_;
   std::string pending_;  // copies not yet handed to a write
-  std::string writing_;  // the bytes of the write in flight
+  std::string writing_;  // the bytes being sent, sent_ of them already
+  std::size_t sent_ = 0;
   bool writing_in_flight_ = false;
   bool finishing_ = false;  // no more copies will come: FIN after the queue
   bool fin_sent_ = false;
