@@ -376,6 +376,17 @@ BOOST_AUTO_TEST_CASE(linger_bounds_how_long_a_stuck_mirror_is_kept) {
   BOOST_TEST(mc.got == pattern(mc.got.size(), 0));
 }
 
+BOOST_AUTO_TEST_CASE(linger_zero_closes_the_mirror_connections_with_the_channel) {
+  Mirror m(peers);
+  auto c = chain({{"mirrors", {m.address()}}, {"linger", 0}});
+  Harness h(c);
+  h.feed(Direction::upstream, "abc");
+  h.shut("client closed");
+  BOOST_TEST(count_logs(h, "0 bytes copied, 0 dropped, 3 queued (not sent: linger is 0)") == 1);
+  run_for(h, 200ms);
+  for (const auto& conn : m.connections) BOOST_TEST(conn->got == "");
+}
+
 BOOST_AUTO_TEST_CASE(bad_options_name_their_json_path) {
   BOOST_TEST(config_error(json::object()) == "/middlewares/0/mirrors: missing (required)");
   BOOST_TEST(config_error({{"mirrors", json::array()}}) ==
