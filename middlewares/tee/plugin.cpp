@@ -1,0 +1,3 @@
+#include "tee/tee.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_tee)

@@ -1,0 +1,193 @@
+// tee end to end: a mirror gets exactly the client's bytes while the real upstream answers; a
+// mirror that never reads, or one that refuses the connection, never hurts the real channel.
+#define BOOST_TEST_MODULE tee
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+#include "support.hpp"
+
+using namespace it;
+using json = nlohmann::json;
+
+namespace {
+
+struct Transfer {
+  std::size_t sent = 0, received = 0;
+  std::string sent_sha, received_sha;
+  End end = End::data;
+  std::string error;
+};
+
+// Sends `bytes` of the pattern stream `seed` through `port` (to an echo upstream) while reading
+// the echo back concurrently, half-closes, and reads to the end.
+Transfer transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
+  Transfer r;
+  Socket s = Socket::connect(port);
+  s.set_timeout(120s);
+  std::thread writer([&] {
+    Sha256 h;
+    std::string block(64 * 1024, '\0');
+    while (r.sent < bytes) {
+      const std::size_t n = std::min(block.size(), bytes - r.sent);
+      pattern_fill(seed, r.sent, block.data(), n);
+      h.update(std::string_view(block.data(), n));
+      if (!s.send_all(std::string_view(block.data(), n))) {
+        r.error = "send failed after " + std::to_string(r.sent) +
+                  " bytes: " + std::strerror(s.last_error());
+        return;
+      }
+      r.sent += n;
+    }
+    r.sent_sha = h.hex();
+    s.shutdown_write();
+  });
+  Sha256 h;
+  std::string buf(64 * 1024, '\0');
+  for (;;) {
+    std::size_t n = 0;
+    r.end = s.recv_some(buf.data(), buf.size(), n);
+    if (r.end != End::data) break;
+    h.update(std::string_view(buf.data(), n));
+    r.received += n;
+  }
+  r.received_sha = h.hex();
+  writer.join();
+  return r;
+}
+
+void check_echoed(const Transfer& r, std::size_t bytes) {
+  BOOST_TEST(r.error == "");
+  BOOST_TEST(r.sent == bytes);
+  BOOST_TEST(r.received == bytes);
+  BOOST_TEST(std::string(to_string(r.end)) == "EOF");
+  BOOST_TEST(r.received_sha == r.sent_sha);
+}
+
+// A mirror that reads each connection to its end and keeps its length and SHA-256.
+struct RecordingMirror {
+  struct Copy {
+    std::size_t bytes = 0;
+    std::string sha;
+    End end = End::data;
+  };
+  RecordingMirror()
+      : server([this](Socket& s) {
+          Sha256 h;
+          Copy c;
+          std::string buf(64 * 1024, '\0');
+          for (;;) {
+            std::size_t n = 0;
+            c.end = s.recv_some(buf.data(), buf.size(), n);
+            if (c.end != End::data) break;
+            h.update(std::string_view(buf.data(), n));
+            c.bytes += n;
+          }
+          c.sha = h.hex();
+          std::lock_guard lock(mutex);
+          copies.push_back(c);
+        }) {}
+  std::vector<Copy> seen() {
+    std::lock_guard lock(mutex);
+    return copies;
+  }
+  std::mutex mutex;
+  std::vector<Copy> copies;
+  Server server;  // last: its handlers use the members above
+};
+
+json listener(const char* name, std::uint16_t port, const std::string& upstream, json tee) {
+  tee["type"] = "tee";
+  return {{"name", name},
+          {"listen", loopback(port)},
+          {"upstream", upstream},
+          {"middlewares", json::array({tee})}};
+}
+
+struct Fixture {
+  Fixture()
+      : echo(echo_server()),
+        // Accepts and never reads, until the test ends.
+        stuck([this](Socket&) { wait_until([this] { return release.load(); }, 300s); }),
+        refused_port(free_port()),
+        recorded(free_port()),
+        slowed(free_port()),
+        refused(free_port()) {
+    const auto config =
+        write_json(dir.file("proxy.json"),
+                   {{"workers", 2},
+                    {"listeners",
+                     // The client sends at loopback speed from the first millisecond, before
+                     // the mirror has even accepted: room for the whole transfer, so that this
+                     // listener tests the copy's bytes, not the mirror's speed.
+                     {listener("recorded", recorded, echo->address(),
+                               {{"mirrors", {recorder.server.address()}}, {"max_buffer", "16MiB"}}),
+                      listener("slowed", slowed, echo->address(), {{"mirrors", {stuck.address()}}}),
+                      listener("refused", refused, echo->address(),
+                               {{"mirrors", {loopback(refused_port)}}})}}});
+    sluice = Sluice::run_config(config);
+  }
+  ~Fixture() {
+    release = true;
+    if (sluice) BOOST_CHECK_MESSAGE(sluice->stop() == 0, "sluice exit; log:\n" << sluice->log());
+  }
+  TempDir dir;
+  std::unique_ptr<Server> echo;
+  RecordingMirror recorder;
+  std::atomic<bool> release{false};
+  Server stuck;
+  std::uint16_t refused_port;  // nothing listens there
+  std::uint16_t recorded, slowed, refused;
+  std::unique_ptr<Sluice> sluice;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(tee_end_to_end, Fixture)
+
+BOOST_AUTO_TEST_CASE(the_mirror_receives_exactly_the_client_bytes) {
+  constexpr std::size_t kBytes = 4u << 20;
+  const Transfer r = transfer(recorded, kBytes, 7);
+  check_echoed(r, kBytes);
+  // The mirror's copy ends with the FIN that follows the client's half-close.
+  BOOST_REQUIRE(recorder.server.wait_finished(1));
+  const auto copies = recorder.seen();
+  BOOST_REQUIRE(copies.size() == 1u);
+  BOOST_TEST(copies[0].bytes == kBytes);
+  BOOST_TEST(copies[0].sha == r.sent_sha);
+  BOOST_TEST(std::string(to_string(copies[0].end)) == "EOF");
+  // The channel may close before the mirror got everything (the rest goes out during the
+  // linger): the line says what was copied or still queued then, and nothing may be dropped.
+  const std::string mirror = "recorded tee: mirror " + recorder.server.address() + ": ";
+  BOOST_REQUIRE_MESSAGE(sluice->wait_for_log(mirror), sluice->log());
+  const std::string log = sluice->log();
+  const auto at = log.find(mirror);
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  BOOST_TEST(line.find(" bytes copied, 0 dropped") != std::string::npos, line);
+}
+
+BOOST_AUTO_TEST_CASE(a_mirror_that_never_reads_does_not_slow_or_break_the_channel) {
+  constexpr std::size_t kBytes = 64u << 20;
+  const Transfer r = transfer(slowed, kBytes, 8);
+  check_echoed(r, kBytes);
+  BOOST_TEST(stuck.accepted() == 1u);
+  const std::string mirror = "slowed tee: mirror " + stuck.address() + ": ";
+  BOOST_TEST(sluice->wait_for_log(mirror + "more than max_buffer (1048576 bytes) queued"),
+             sluice->log());
+  BOOST_TEST(sluice->process().log_count("more than max_buffer") == 1u);
+  BOOST_TEST(sluice->wait_for_log(" dropped (over max_buffer)"), sluice->log());
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_mirror_leaves_the_channel_unaffected) {
+  constexpr std::size_t kBytes = 1u << 20;
+  const Transfer r = transfer(refused, kBytes, 9);
+  check_echoed(r, kBytes);
+  const std::string mirror = "refused tee: mirror " + loopback(refused_port) + ": ";
+  BOOST_TEST(sluice->wait_for_log(mirror + "connect failed: Connection refused"), sluice->log());
+  BOOST_TEST(sluice->wait_for_log(mirror + "0 bytes copied, 1048576 dropped (connect failed)"),
+             sluice->log());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
