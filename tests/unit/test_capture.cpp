@@ -348,7 +348,7 @@ BOOST_AUTO_TEST_CASE(rotation_keeps_files_under_the_limit) {
   BOOST_REQUIRE(names.size() >= 6u);
   BOOST_TEST(names[0].filename() == "capture.pcap");
   for (std::size_t i = 1; i < names.size(); ++i) {
-    char expected[32];
+    char expected[48];
     std::snprintf(expected, sizeof expected, "capture_%06zu.pcap", i);
     BOOST_TEST(names[i].filename() == expected);
   }
