@@ -1,0 +1,179 @@
+#include "capture/capture_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <system_error>
+
+#include "capture/pcap.hpp"
+
+namespace sluice::capture {
+namespace {
+
+constexpr std::size_t kWriteThreshold = 256 * 1024;
+
+std::string quoted(const std::filesystem::path& p) {
+  return "\"" + p.string() + "\"";
+}
+std::string errno_text(int err) {
+  return std::system_category().message(err);
+}
+
+// Writes all of `bytes`; 0 or the errno of the failure.
+int write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+std::uint32_t le32(std::string_view s, std::size_t at) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+}  // namespace
+
+std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& path, unsigned n) {
+  char number[16];
+  std::snprintf(number, sizeof number, "_%06u", n);
+  return path.parent_path() / (path.stem().string() + number + path.extension().string());
+}
+
+CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t max_bytes)
+    : first_path_(path), current_path_(std::move(path)), max_bytes_(max_bytes) {
+  const int flags = mode == Mode::append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC
+                                         : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  fd_ = ::open(current_path_.c_str(), flags, 0644);
+  if (fd_ < 0) {
+    throw std::runtime_error("cannot open " + quoted(current_path_) + ": " + errno_text(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    const int err = errno;
+    close_fd();
+    throw std::runtime_error("cannot open " + quoted(current_path_) + ": " + errno_text(err));
+  }
+  const std::string header = file_header();
+  if (st.st_size > 0) {
+    std::string existing(header.size(), '\0');
+    const ssize_t n = ::pread(fd_, existing.data(), existing.size(), 0);
+    if (!S_ISREG(st.st_mode) || n != static_cast<ssize_t>(existing.size()) || existing != header) {
+      close_fd();
+      throw std::runtime_error(quoted(current_path_) +
+                               " exists and is not a capture of this kind (pcap, microsecond "
+                               "timestamps, Ethernet): move it away or pick another path");
+    }
+    on_disk_ = static_cast<std::uint64_t>(st.st_size);
+    return;
+  }
+  if (const int err = write_all(fd_, header)) {
+    close_fd();
+    throw std::runtime_error("cannot write to " + quoted(current_path_) + ": " + errno_text(err));
+  }
+  on_disk_ = header.size();
+}
+
+CaptureFile::~CaptureFile() {
+  std::lock_guard lock(mutex_);
+  if (!failed_) write_out();
+  close_fd();
+}
+
+void CaptureFile::close_fd() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::optional<std::string> CaptureFile::append(std::string_view records) {
+  std::lock_guard lock(mutex_);
+  if (failed_) return std::nullopt;
+  if (max_bytes_ == 0) {
+    buffer_ += records;
+  } else {
+    while (records.size() >= kRecordHeaderSize) {
+      const std::size_t size = kRecordHeaderSize + le32(records, 8);
+      const std::uint64_t length = on_disk_ + buffer_.size();
+      if (length > kFileHeaderSize && length + size > max_bytes_) {
+        if (auto error = rotate()) return error;
+      }
+      buffer_ += records.substr(0, size);
+      records.remove_prefix(std::min(size, records.size()));
+    }
+  }
+  if (buffer_.size() >= kWriteThreshold) return write_out();
+  return std::nullopt;
+}
+
+std::optional<std::string> CaptureFile::flush() {
+  std::lock_guard lock(mutex_);
+  if (failed_) return std::nullopt;
+  return write_out();
+}
+
+void CaptureFile::set_max_bytes(std::uint64_t max_bytes) {
+  std::lock_guard lock(mutex_);
+  max_bytes_ = max_bytes;
+}
+
+bool CaptureFile::failed() const {
+  std::lock_guard lock(mutex_);
+  return failed_;
+}
+
+std::filesystem::path CaptureFile::current_path() const {
+  std::lock_guard lock(mutex_);
+  return current_path_;
+}
+
+std::optional<std::string> CaptureFile::write_out() {
+  if (buffer_.empty() || fd_ < 0) return std::nullopt;
+  if (const int err = write_all(fd_, buffer_)) {
+    // Whatever part of the buffer went out ends in a partial record: cut it off.
+    if (::ftruncate(fd_, static_cast<off_t>(on_disk_)) != 0) {
+      // Nothing more to do: the error below is what gets reported.
+    }
+    return fail("capture file " + quoted(current_path_) + ": write failed: " + errno_text(err) +
+                "; capturing into it stops");
+  }
+  on_disk_ += buffer_.size();
+  buffer_.clear();
+  return std::nullopt;
+}
+
+std::optional<std::string> CaptureFile::rotate() {
+  if (auto error = write_out()) return error;
+  close_fd();
+  for (;;) {
+    const std::filesystem::path next = rotated_path(first_path_, ++rotations_);
+    fd_ = ::open(next.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0 && errno == EEXIST) continue;
+    if (fd_ < 0)
+      return fail("capture file " + quoted(next) + ": cannot open: " + errno_text(errno) +
+                  "; capturing into it stops");
+    current_path_ = next;
+    on_disk_ = 0;
+    buffer_ = file_header();
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> CaptureFile::fail(std::string message) {
+  failed_ = true;
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+  close_fd();
+  return message;
+}
+
+}  // namespace sluice::capture

@@ -1,0 +1,3 @@
+#include "capture/capture.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_capture)
