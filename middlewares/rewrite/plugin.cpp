@@ -1,0 +1,3 @@
+#include "rewrite/rewrite.hpp"
+
+SLUICE_PLUGIN(sluice::builtin::register_rewrite)
