@@ -4,20 +4,19 @@
 // that arrives in arbitrary pieces, where it holds back the tail that could still start a match.
 //
 // Stream contract: RuleStream::feed(in, more) rewrites the stream seen so far except for a held
-// tail of at most `window` bytes, which starts where a match could still begin or grow (Boost's
-// match_partial). Over a whole stream the output equals boost::regex_replace over the whole input
-// (format_perl), with these exceptions: a match longer than `window` is not found, or is cut
-// short if it had already begun `window` bytes before the end of what was received; lookbehind
-// and \b see at most kLookBehind bytes before the held tail; and a match decided before a later
-// chunk arrives stays decided (an alternative or lookahead that would have matched differently
-// with the later bytes, such as `ab(?=c)|a` on "ab" then "c", is not revisited).
-// feed(in, flush) and feed(in, end) release everything; only `end` lets `$`, `\z` and `\Z`
-// match at the last byte.
+// tail of at most `window` bytes, which starts where a match could still begin (Boost's
+// match_partial) or at a match that could still change: one that reaches the last byte, or one
+// whose search looked at the last byte (`abc|a` on "ab"; see Rule::probe). Over a whole stream
+// the output equals boost::regex_replace over the whole input (format_perl), except that a match
+// longer than `window` is not found (or is cut short if it had begun `window` bytes before the
+// end of what was received), lookbehind and \b see at most kLookBehind bytes before the held
+// tail, and \Z matches only at the very end. feed(in, flush) and feed(in, end) release
+// everything; only `end` lets `$`, `\b` and `\z` match at the last byte.
 //
-// Boost.Regex rather than std::regex: libstdc++'s std::regex recurses once per character (a long
-// input overflows the stack and kills the process), is many times slower and has no partial
-// matching, which the stream mode is built on. Boost.Regex matches without recursion and throws
-// std::runtime_error when a match gets too complex, which closes only the channel concerned.
+// Boost.Regex rather than std::regex: libstdc++'s std::regex recurses for every byte a repeat takes
+// (GCC bug 86164: a long input overflows the stack, killing the process), is many times slower, has
+// no partial matching, which the stream mode is built on. Boost.Regex matches without recursion and
+// throws std::runtime_error when a match gets too complex, which closes only the channel concerned.
 #include <boost/regex.hpp>
 #include <cstddef>
 #include <cstdint>
