@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "frame/frame.hpp"
 #include "rewrite/rewrite.hpp"
 #include "rewrite/rule.hpp"
 #include "sluice/testing.hpp"
@@ -443,6 +444,22 @@ BOOST_AUTO_TEST_CASE(a_message_may_be_rewritten_to_nothing) {
   h.finish(Direction::upstream);
   BOOST_TEST(h.ended(Direction::upstream));
   BOOST_TEST(h.take(Direction::upstream) == "data");
+}
+
+BOOST_AUTO_TEST_CASE(after_the_frame_layer_each_line_is_a_message) {
+  sluice::builtin::register_frame(types);
+  Chain c(types, json::parse(R"json([{"type": "frame", "format": "line"},
+      {"type": "rewrite", "rules": [
+          {"pattern": "\\Auser=(\\w+)\\z", "replacement": "user=<$1>"},
+          {"pattern": "\\A\\z", "replacement": "(empty)"}]}])json"));
+  Harness h(c);
+  h.feed(Direction::upstream, "user=ann\nxuser=bob\nus");
+  BOOST_TEST(h.take(Direction::upstream) == "user=<ann>\nxuser=bob\n");
+  h.feed(Direction::upstream, "er=eve\n\n");
+  BOOST_TEST(h.take(Direction::upstream) == "user=<eve>\n(empty)\n");
+  h.feed(Direction::downstream, "user=x\n");
+  BOOST_TEST(h.take(Direction::downstream) == "user=<x>\n");
+  BOOST_TEST(h.pending_timers() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
