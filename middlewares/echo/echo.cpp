@@ -10,12 +10,12 @@ class Echo final : public Middleware {
   // Deferred for good: connect_upstream() is never called, so nothing ever connects.
   void on_open(Context& ctx) override { ctx.defer_connect(); }
 
+  // drop, not an emptied pass: after a layer an empty chunk is an empty message and would go on
+  // towards the (never connected) upstream.
   Verdict on_data(Context& ctx, Direction dir, Chunk& chunk) override {
-    if (dir == Direction::upstream) {
-      ctx.send(Direction::downstream, chunk.view());
-      chunk.clear();
-    }
-    return Verdict::pass;
+    if (dir != Direction::upstream) return Verdict::pass;
+    ctx.send(Direction::downstream, chunk.view());
+    return Verdict::drop;
   }
 };
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sluice::builtin {
 namespace {
@@ -39,6 +40,10 @@ struct Format {
   }
 };
 
+// A frame is buffered whole before it is passed on: beyond this, one peer could make sluice hold
+// more memory than any real protocol needs (and the length arithmetic stays far from overflow).
+constexpr std::uint64_t kMaxFrameLimit = std::uint64_t{1} << 30;
+
 std::string_view sender(Direction dir) {
   return dir == Direction::upstream ? "the client" : "the upstream";
 }
@@ -52,7 +57,20 @@ class FrameSide final : public Middleware {
 
   Verdict on_data(Context& ctx, Direction dir, Chunk& chunk) override {
     if ((dir == Direction::upstream) != client_side_) return encode(ctx, dir, chunk);
+    if (decoding_) {
+      // Re-entered: a message this half sent made a middleware inject bytes that came back
+      // here. They follow what is being decoded; the outer call takes them in turn, so the
+      // views into pending_ it is sending from stay valid.
+      backlog_.append(chunk.view());
+      return Verdict::drop;
+    }
+    decoding_ = true;
     decode(ctx, dir, chunk.view());
+    while (!backlog_.empty() && !closed_) {
+      const std::string more = std::exchange(backlog_, {});
+      decode(ctx, dir, more);
+    }
+    decoding_ = false;
     return Verdict::drop;
   }
 
@@ -173,6 +191,8 @@ class FrameSide final : public Middleware {
   const Format& f_;
   bool client_side_;
   bool closed_ = false;
+  bool decoding_ = false;
+  std::string backlog_;      // bytes that arrived while decoding_ (see on_data)
   std::string pending_;      // the start of a frame that has not fully arrived
   std::size_t scanned_ = 0;  // line mode: bytes of pending_ already searched for the delimiter
 };
@@ -193,7 +213,8 @@ Format read_format(Options& options) {
   Format f;
   f.line = options.choice("format", {"length", "line"}, "length") == "line";
   f.max_frame = options.size("max_frame", f.max_frame);
-  if (f.max_frame == 0) options.fail("max_frame", "expected a size above 0");
+  if (f.max_frame == 0 || f.max_frame > kMaxFrameLimit)
+    options.fail("max_frame", "expected a size from 1 byte to 1GiB");
   const char* length_keys[] = {"length_bytes", "byte_order", "length_includes_header"};
   if (f.line) {
     for (const char* key : length_keys)

@@ -62,8 +62,10 @@ class Hexdump final : public Middleware {
 
   void on_end(Context& ctx, Direction dir) override {
     if (!ctx.log_enabled(Level::info)) return;
-    ctx.log(Level::info,
-            std::string(to_string(dir)) + " end at offset " + std::to_string(offset_[index(dir)]));
+    const std::string where =
+        ctx.messages() ? " end after " + std::to_string(messages_[index(dir)]) + " messages"
+                       : " end at offset " + std::to_string(offset_[index(dir)]);
+    ctx.log(Level::info, std::string(to_string(dir)) + where);
   }
 
  private:

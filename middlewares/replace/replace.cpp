@@ -61,6 +61,9 @@ class Replace final : public Middleware {
 
   Verdict on_data(Context& ctx, Direction dir, Chunk& chunk) override {
     if (!p_.applies(dir)) return Verdict::pass;
+    // After a layer each chunk is a whole message: no match spans two, so nothing is held back
+    // (holding would glue a message's tail onto the next one).
+    if (ctx.messages()) return replace_all(chunk);
     std::string& carry = held_[index(dir)].bytes;
     const std::string_view in = chunk.view();
     std::size_t match = std::string_view::npos;
@@ -102,6 +105,23 @@ class Replace final : public Middleware {
   void on_end(Context& ctx, Direction dir) override { flush(ctx, dir); }
 
  private:
+  Verdict replace_all(Chunk& message) {
+    const std::string_view in = message.view();
+    std::size_t match = in.find(p_.from());
+    if (match == std::string_view::npos) return Verdict::pass;
+    thread_local std::string out;
+    out.clear();
+    std::size_t done = 0;
+    for (; match != std::string_view::npos; match = in.find(p_.from(), done)) {
+      out.append(in.substr(done, match - done));
+      out.append(p_.to());
+      done = match + p_.from().size();
+    }
+    out.append(in.substr(done));
+    message.assign(out);
+    return Verdict::pass;
+  }
+
   struct Held {
     std::string bytes;  // always shorter than `from`
     Clock::time_point since;

@@ -4,10 +4,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "echo/echo.hpp"
 #include "frame/frame.hpp"
 #include "hexdump/hexdump.hpp"
+#include "replace/replace.hpp"
 #include "sluice/testing.hpp"
 
 using sluice::Chunk;
@@ -50,6 +54,41 @@ class CollectFactory final : public sluice::MiddlewareFactory {
   Seen& seen_;
 };
 
+// Answers each upstream message itself, towards the client.
+class Answer final : public sluice::Middleware {
+  Verdict on_data(Context& ctx, Direction d, Chunk& c) override {
+    if (d != Direction::upstream) return Verdict::pass;
+    ctx.send(Direction::downstream, "re:" + std::string(c.view()));
+    return Verdict::drop;
+  }
+};
+
+// The first time an answer passes towards the client, injects `bytes` upstream.
+class Inject final : public sluice::Middleware {
+ public:
+  explicit Inject(std::string bytes) : bytes_(std::move(bytes)) {}
+  Verdict on_data(Context& ctx, Direction d, Chunk&) override {
+    if (d == Direction::downstream && !bytes_.empty())
+      ctx.send(Direction::upstream, std::exchange(bytes_, {}));
+    return Verdict::pass;
+  }
+
+ private:
+  std::string bytes_;
+};
+
+template <class M, class... Args>
+class MakeFactory final : public sluice::MiddlewareFactory {
+ public:
+  explicit MakeFactory(Args... args) : args_(std::move(args)...) {}
+  std::unique_ptr<sluice::Middleware> create() override {
+    return std::apply([](auto&... a) { return std::make_unique<M>(a...); }, args_);
+  }
+
+ private:
+  std::tuple<Args...> args_;
+};
+
 std::string be32(std::uint32_t n) {
   return {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
           static_cast<char>(n)};
@@ -64,6 +103,14 @@ struct Fixture {
   Fixture() {
     sluice::builtin::register_frame(types);
     sluice::builtin::register_hexdump(types);
+    sluice::builtin::register_echo(types);
+    sluice::builtin::register_replace(types);
+    types.add_middleware("answer", "test", [](sluice::Options&, sluice::Services&) {
+      return std::make_unique<MakeFactory<Answer>>();
+    });
+    types.add_middleware("inject", "test", [](sluice::Options& o, sluice::Services&) {
+      return std::make_unique<MakeFactory<Inject, std::string>>(o.require<std::string>("bytes"));
+    });
     types.add_middleware("collect", "test", [this](sluice::Options&, sluice::Services&) {
       return std::make_unique<CollectFactory>(seen);
     });
@@ -244,7 +291,38 @@ BOOST_AUTO_TEST_CASE(bad_options_name_their_path) {
   BOOST_TEST(config_error(types, {{"delimiter", "\n"}}) ==
              R"(/middlewares/0/delimiter: applies to "format": "line" only)");
   BOOST_TEST(config_error(types, {{"max_frame", 0}}) ==
-             "/middlewares/0/max_frame: expected a size above 0");
+             "/middlewares/0/max_frame: expected a size from 1 byte to 1GiB");
+  BOOST_TEST(config_error(types, {{"max_frame", "2GiB"}}) ==
+             "/middlewares/0/max_frame: expected a size from 1 byte to 1GiB");
+}
+
+BOOST_AUTO_TEST_CASE(echo_and_replace_after_frame_work_per_message) {
+  Chain e(types, json::parse(R"([{"type": "frame"}, {"type": "echo"}])"));
+  Harness he(e);
+  he.feed(Direction::upstream, framed("ping") + framed(""));
+  BOOST_TEST(he.take(Direction::downstream) == framed("ping") + framed(""));
+  BOOST_TEST(he.take(Direction::upstream).empty());  // no empty frames towards the upstream
+
+  Chain r(types, json::parse(R"([{"type": "frame"}, {"type": "replace", "from": "abc",
+                                   "to": "X"}])"));
+  Harness hr(r);
+  hr.feed(Direction::upstream, framed("xyzab") + framed("cabc"));
+  // Nothing held back across messages: "ab" + "c" is not a match, "abc" inside one is.
+  BOOST_TEST(hr.take(Direction::upstream) == framed("xyzab") + framed("cX"));
+  BOOST_TEST(hr.pending_timers() == 0u);
+}
+
+// An answer makes a middleware before frame inject more frames while frame is still sending the
+// messages of the chunk it decodes: they are decoded after those, in stream order.
+BOOST_AUTO_TEST_CASE(bytes_that_come_back_while_decoding_follow_in_order) {
+  const json chain = {
+      {{"type", "inject"}, {"bytes", framed("third")}}, {{"type", "frame"}}, {{"type", "answer"}}};
+  Chain c(types, chain);
+  Harness h(c);
+  h.feed(Direction::upstream, framed("first") + framed("second"));
+  BOOST_TEST(h.take(Direction::downstream) ==
+             framed("re:first") + framed("re:second") + framed("re:third"));
+  BOOST_TEST(!h.closed());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

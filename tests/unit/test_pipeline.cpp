@@ -90,6 +90,20 @@ class Greeter final : public Tag {
   }
 };
 
+// The first time bytes come back downstream, injects "y" upstream (a client-side middleware
+// that reacts to the server's answer); passes everything untouched.
+class Bouncer final : public Tag {
+  using Tag::Tag;
+  Verdict data(Context& ctx, Direction d, Chunk&) override {
+    if (d == Direction::downstream && !bounced_) {
+      bounced_ = true;
+      ctx.send(Direction::upstream, "y");
+    }
+    return Verdict::pass;
+  }
+  bool bounced_ = false;
+};
+
 class Closer final : public Tag {
   using Tag::Tag;
   Verdict data(Context&, Direction, Chunk&) override { return Verdict::close; }
@@ -192,6 +206,7 @@ struct Fixture {
     add<Responder>("responder");
     add<Side>("side");
     add<Greeter>("greeter");
+    add<Bouncer>("bouncer");
     // A layer named N: its edge partner is named N'.
     types.add_middleware("layer", "test", [this](sluice::Options& o, sluice::Services&) {
       auto name = o.require<std::string>("name");
@@ -401,6 +416,42 @@ BOOST_AUTO_TEST_CASE(bytes_sent_from_on_open_wait_until_every_on_open_ran) {
   expect_events({"a open", "g open", "b open", "b upstream hi", "a downstream hello"});
   BOOST_TEST(h.take(Direction::upstream) == "hi[b]");
   BOOST_TEST(h.take(Direction::downstream) == "hello[a]");
+}
+
+// While delay releases "x", the responder's answer makes the bouncer inject "y", which reaches
+// delay again before its release is over: delay holds it, and the direction must still resume
+// once "y" is released too (and "y" must not overtake).
+BOOST_AUTO_TEST_CASE(a_chunk_that_comes_back_while_its_holder_releases_is_held_in_order) {
+  auto c = chain(R"([{"type": "bouncer", "name": "q"}, {"type": "delay", "name": "d"},
+                     {"type": "responder", "name": "r"}])");
+  Harness h(c);
+  h.feed(Direction::upstream, "x");
+  BOOST_TEST(h.paused(Direction::upstream));
+  h.advance(10ms);
+  BOOST_TEST(h.take(Direction::downstream) == "re:x");
+  BOOST_TEST(h.paused(Direction::upstream));  // "y" is held by delay now
+  h.advance(10ms);
+  BOOST_TEST(h.take(Direction::downstream) == "re:y");
+  BOOST_TEST(!h.paused(Direction::upstream));
+  h.feed(Direction::upstream, "z");
+  h.advance(10ms);
+  BOOST_TEST(h.take(Direction::downstream) == "re:z");
+  BOOST_TEST(!h.paused(Direction::upstream));
+}
+
+BOOST_AUTO_TEST_CASE(a_create_that_throws_after_a_layer_still_closes_the_layers_edge) {
+  types.add_middleware("broken", "test", [](sluice::Options&, sluice::Services&) {
+    return std::make_unique<Factory>(
+        []() -> std::unique_ptr<sluice::Middleware> { throw std::runtime_error("no"); });
+  });
+  auto c = chain(R"([{"type": "layer", "name": "L"}, {"type": "broken"}])");
+  Harness h(c);
+  BOOST_TEST(h.closed());
+  BOOST_TEST(h.close_reason() == "middleware broken threw in create: no");
+  events.clear();
+  h.shut("done");
+  expect_events({"L close middleware broken threw in create: no",
+                 "L' close middleware broken threw in create: no"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

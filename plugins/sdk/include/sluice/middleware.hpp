@@ -19,7 +19,8 @@
 namespace sluice {
 
 enum class Verdict : std::uint8_t {
-  pass,   // the chunk (as left by the middleware) goes on; an empty chunk stops here
+  pass,   // the chunk (as left by the middleware) goes on; an empty one stops here on a byte
+          // stream, but is an empty message after a layer (use drop to discard)
   hold,   // the engine keeps the chunk at this middleware and stops reading this direction
           // until ctx.resume(dir); use it to delay or pace bytes
   close,  // close the channel

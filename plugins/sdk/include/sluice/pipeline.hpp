@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -110,10 +111,11 @@ class Pipeline {
       Slot& s = slots_.back();
       s.in_layer = !layers.empty();
       s.takes_empty[0] = s.takes_empty[1] = s.in_layer;
-      if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) return;
+      // On a failure the channel is closed, but the edges made so far still take their slots
+      // below, so that on_close reaches every middleware that was created.
+      if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) break;
       std::unique_ptr<Middleware> edge;
-      if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); }))
-        return;
+      if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); })) break;
       if (edge) {
         s.takes_empty[index(Direction::downstream)] = true;  // the messages it encodes
         edges_.push_back(std::move(edge));
@@ -184,6 +186,8 @@ class Pipeline {
     std::unique_ptr<Middleware> middleware;
     std::vector<Chunk> held[2];
     bool end_pending[2] = {false, false};
+    bool releasing[2] = {false, false};   // resume() is passing the held chunks on
+    bool held_again[2] = {false, false};  // ... and a chunk that came back was held
     bool in_layer = false;  // inside a layer: chunks are messages, an empty one included
     // Per direction: whether an empty chunk reaching it is a message. A layer's halves take the
     // messages they encode, whatever side of any outer layer they sit.
@@ -279,9 +283,13 @@ class Pipeline {
       }
       if (v == Verdict::drop) chunk.clear();
       const bool goes_on = v != Verdict::drop && (!chunk.empty() || carries_empty(dir, pos));
-      if (v == Verdict::hold || !s.held[d].empty()) {
+      if (v == Verdict::hold || !s.held[d].empty() || s.releasing[d]) {
         if (v != Verdict::hold && !goes_on) break;  // nothing to queue behind the held
-        if (s.held[d].empty() && ++holding_[d] == 1) host_.pause(dir);
+        if (s.releasing[d]) {
+          if (v == Verdict::hold) s.held_again[d] = true;  // still counted in holding_
+        } else if (s.held[d].empty() && ++holding_[d] == 1) {
+          host_.pause(dir);
+        }
         s.held[d].push_back(std::move(chunk));
         return;
       }
@@ -299,7 +307,7 @@ class Pipeline {
       if (closed_) return;
       Slot& s = at(dir, pos);
       if (!guard(s, "on_end", [&] { s.middleware->on_end(s, dir); })) return;
-      if (!s.held[index(dir)].empty()) {
+      if (!s.held[index(dir)].empty() || s.releasing[index(dir)]) {
         s.end_pending[index(dir)] = true;
         return;
       }
@@ -321,19 +329,33 @@ class Pipeline {
 
   void resume_from(Slot& s, Direction dir) {
     const std::size_t d = index(dir);
-    if (closed_ || s.held[d].empty()) return;
-    std::vector<Chunk> released = std::move(s.held[d]);
-    s.held[d].clear();
+    // While s releases, a chunk can come back to s itself (a middleware after it answers, one
+    // before it injects in dir): deliver() queues it behind the release, which this loop then
+    // passes on in order, unless s holds it.
+    if (closed_ || s.held[d].empty() || s.releasing[d]) return;
+    s.releasing[d] = true;
+    s.held_again[d] = false;
     const std::size_t next = position_of(s, dir) + 1;
-    for (Chunk& c : released) {
-      if (c.empty() && !carries_empty(dir, next - 1)) continue;
-      deliver(dir, next, std::move(c));
+    while (!s.held[d].empty() && !s.held_again[d] && !closed_) {
+      std::vector<Chunk> batch = std::move(s.held[d]);
+      s.held[d].clear();
+      for (auto it = batch.begin(); it != batch.end() && !closed_; ++it) {
+        if (s.held_again[d]) {  // s held a chunk that came back: the rest waits in front of it
+          s.held[d].insert(s.held[d].begin(), std::make_move_iterator(it),
+                           std::make_move_iterator(batch.end()));
+          break;
+        }
+        if (it->empty() && !carries_empty(dir, next - 1)) continue;
+        deliver(dir, next, std::move(*it));
+      }
     }
-    if (s.end_pending[d] && s.held[d].empty()) {
+    s.releasing[d] = false;
+    if (closed_ || !s.held[d].empty()) return;  // still holding: still counted in holding_
+    if (s.end_pending[d]) {
       s.end_pending[d] = false;
       deliver_end(dir, next);
     }
-    if (s.held[d].empty() && --holding_[d] == 0 && !closed_) host_.resume(dir);
+    if (--holding_[d] == 0 && !closed_) host_.resume(dir);
   }
 
   Host& host_;
