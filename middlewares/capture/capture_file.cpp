@@ -15,6 +15,8 @@ namespace sluice::capture {
 namespace {
 
 constexpr std::size_t kWriteThreshold = 256 * 1024;
+// A buffer grown past this is given back once written: a folder holds one file per open channel.
+constexpr std::size_t kKeptBuffer = 64 * 1024;
 
 std::string quoted(const std::filesystem::path& p) {
   return "\"" + p.string() + "\"";
@@ -147,7 +149,10 @@ std::optional<std::string> CaptureFile::write_out() {
                 "; capturing into it stops");
   }
   on_disk_ += buffer_.size();
-  buffer_.clear();
+  if (buffer_.capacity() > kKeptBuffer)
+    std::string().swap(buffer_);
+  else
+    buffer_.clear();
   return std::nullopt;
 }
 
