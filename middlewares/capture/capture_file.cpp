@@ -57,9 +57,8 @@ CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t ma
   const int flags = mode == Mode::append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC
                                          : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   fd_ = ::open(current_path_.c_str(), flags, 0644);
-  if (fd_ < 0) {
-    throw std::runtime_error("cannot open " + quoted(current_path_) + ": " + errno_text(errno));
-  }
+  if (fd_ < 0)
+    throw std::system_error(errno, std::system_category(), "cannot open " + quoted(current_path_));
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
     const int err = errno;
