@@ -77,10 +77,12 @@ Script load_script(const std::filesystem::path& file, std::optional<std::uint64_
   std::set<std::uint64_t> seen;
   bool opened = false, finished = false;
   try {
-    rec::read_lines(in, [&](rec::Line&& line, std::size_t number) {
+    // Reading stops at the wanted channel's close: a last line cut short (sluice still writing)
+    // or a bad line of another channel must not make a complete channel unreplayable.
+    const auto each = [&](rec::Line&& line, std::size_t number) {
       if (seen.insert(line.channel).second) ids.push_back(line.channel);
       if (!wanted) wanted = line.channel;
-      if (line.channel != *wanted || finished) return;
+      if (line.channel != *wanted) return true;
       const auto step = [&](bool shutdown, std::string bytes) {
         // Past the cut, even the client's half-close came after bytes nobody recorded.
         if (s.truncated) return;
@@ -123,7 +125,12 @@ Script load_script(const std::filesystem::path& file, std::optional<std::uint64_
             }
           },
           line.event);
-    });
+      return !finished;
+    };
+    const auto bad = [&](const rec::FormatError& e) {
+      if (!wanted || !e.channel || *e.channel == *wanted) throw e;
+    };
+    rec::read_lines(in, each, bad);
   } catch (const rec::FormatError& e) {
     throw BadInput(file.string() + ": " + e.what());
   }

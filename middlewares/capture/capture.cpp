@@ -262,14 +262,23 @@ class Capture final : public Middleware {
   }
 
   void open_channel_file(Context& ctx) {
-    const fs::path path =
-        factory_.folder() / (utc_basic(opened_) + "_" + file_name_part(ctx.listener()) + "_ch" +
-                             std::to_string(ctx.channel_id()) + ".pcap");
-    try {
-      file_ = std::make_shared<CaptureFile>(path, CaptureFile::Mode::create, factory_.max_bytes());
-    } catch (const std::exception& e) {
-      folder_failed_ = true;
-      report(ctx, std::string(e.what()) + "; this channel is not captured");
+    const std::string base = utc_basic(opened_) + "_" + file_name_part(ctx.listener()) + "_ch" +
+                             std::to_string(ctx.channel_id());
+    // Another sluice capturing into the same folder may have had the same channel id in the same
+    // millisecond: never write into its file, take the next free `-2`, `-3`... name.
+    for (int attempt = 1; attempt <= 10; ++attempt) {
+      const fs::path path = factory_.folder() /
+                            (base + (attempt == 1 ? "" : "-" + std::to_string(attempt)) + ".pcap");
+      try {
+        file_ =
+            std::make_shared<CaptureFile>(path, CaptureFile::Mode::create, factory_.max_bytes());
+        return;
+      } catch (const std::exception& e) {
+        const auto* open_failed = dynamic_cast<const std::system_error*>(&e);
+        if (open_failed && open_failed->code() == std::errc::file_exists && attempt < 10) continue;
+        folder_failed_ = true;
+        return report(ctx, std::string(e.what()) + "; this channel is not captured");
+      }
     }
   }
 

@@ -15,6 +15,8 @@ namespace sluice::capture {
 namespace {
 
 constexpr std::size_t kWriteThreshold = 256 * 1024;
+// A buffer grown past this is given back once written: a folder holds one file per open channel.
+constexpr std::size_t kKeptBuffer = 64 * 1024;
 
 std::string quoted(const std::filesystem::path& p) {
   return "\"" + p.string() + "\"";
@@ -55,9 +57,8 @@ CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t ma
   const int flags = mode == Mode::append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC
                                          : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   fd_ = ::open(current_path_.c_str(), flags, 0644);
-  if (fd_ < 0) {
-    throw std::runtime_error("cannot open " + quoted(current_path_) + ": " + errno_text(errno));
-  }
+  if (fd_ < 0)
+    throw std::system_error(errno, std::system_category(), "cannot open " + quoted(current_path_));
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
     const int err = errno;
@@ -147,7 +148,10 @@ std::optional<std::string> CaptureFile::write_out() {
                 "; capturing into it stops");
   }
   on_disk_ += buffer_.size();
-  buffer_.clear();
+  if (buffer_.capacity() > kKeptBuffer)
+    std::string().swap(buffer_);
+  else
+    buffer_.clear();
   return std::nullopt;
 }
 

@@ -29,7 +29,8 @@ class CaptureFile {
     create,  // a new file; fails if `path` exists
   };
   // Opens `path` and writes the file header if the file is new. Throws std::runtime_error with a
-  // message like `cannot open "x.pcap": Permission denied`.
+  // message like `cannot open "x.pcap": Permission denied`; a failed open is a std::system_error
+  // (std::errc::file_exists: in create mode, `path` exists).
   CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t max_bytes);
   ~CaptureFile();
   CaptureFile(const CaptureFile&) = delete;

@@ -214,7 +214,7 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
     sent_ += n;
     if (ec || state_ != State::open) {  // failed, or closed while this send was in flight
       dropped_ += writing_.size() - sent_;
-      writing_.clear();
+      std::string().swap(writing_);
       sent_ = 0;
       if (ec && state_ == State::open) give_up("write failed: " + ec.message(), "write failed");
       return;
@@ -258,13 +258,14 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
   }
 
   // Closes everything; pending handlers complete with operation_aborted and release the link.
+  // The buffers' memory goes too: a link may linger a while (say, behind a queued DNS lookup).
   void shut_down(State to) {
     state_ = to;
     dropped_ += pending_.size();
-    pending_.clear();
-    if (!writing_in_flight_) {  // else the send's handler accounts for the rest
+    std::string().swap(pending_);
+    if (!writing_in_flight_) {  // else the send's handler accounts for (and frees) the rest
       dropped_ += writing_.size() - sent_;
-      writing_.clear();
+      std::string().swap(writing_);
       sent_ = 0;
     }
     error_code ignored;

@@ -157,6 +157,41 @@ BOOST_AUTO_TEST_CASE(replay_picks_a_channel_by_id) {
              unknown.output);
 }
 
+BOOST_AUTO_TEST_CASE(bad_lines_of_other_channels_and_after_the_close_are_skipped) {
+  // Channel 5 was recorded completely; channel 6 has a bad line in between, and the file ends in
+  // a line cut short (as while sluice still writes).
+  const auto file = write_json(dir.file("unused.json"), json::object());  // a TempDir file name
+  write_file(file,
+             R"({"channel":5,"t":0,"event":"open","time":"2026-01-01T00:00:00.000Z",)"
+             R"("listener":"l","client":"127.0.0.1:1","upstream":"127.0.0.1:2","messages":false})"
+             "\n"
+             R"({"channel":6,"t":0,"event":"data","direction":"upstream","data":"not base64!"})"
+             "\n"
+             R"({"channel":5,"t":0.01,"event":"connected","upstream":"127.0.0.1:2"})"
+             "\n"
+             R"({"channel":5,"t":0.02,"event":"data","direction":"upstream","data":"aGk="})"
+             "\n"
+             R"({"channel":5,"t":0.03,"event":"data","direction":"downstream","data":"aGk="})"
+             "\n"
+             R"({"channel":5,"t":0.04,"event":"end","direction":"upstream"})"
+             "\n"
+             R"({"channel":5,"t":0.05,"event":"end","direction":"downstream"})"
+             "\n"
+             R"({"channel":5,"t":0.06,"event":"close","time":"2026-01-01T00:00:00.060Z",)"
+             R"("reason":"client closed","upstream_connected":true,"bytes_from_client":2,)"
+             R"("bytes_to_upstream":2,"bytes_from_upstream":2,"bytes_to_client":2})"
+             "\n"
+             R"({"channel":7,"t":0.5,"event":"da)");
+  const auto r = run_sluice({"replay", file.string(), "--upstream", echo->address()});
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(contains(r.output, "match: channel 5"), r.output);
+  // A bad line of the channel asked for still is an error.
+  const auto six =
+      run_sluice({"replay", file.string(), "--upstream", echo->address(), "--channel", "6"});
+  BOOST_TEST(six.exit_code == 2, six.output);
+  BOOST_TEST(contains(six.output, "line 2: \"data\" is not valid base64"), six.output);
+}
+
 BOOST_AUTO_TEST_CASE(bad_files_and_usage_exit_2) {
   const auto missing =
       run_sluice({"replay", dir.file("none.jsonl").string(), "--upstream", echo->address()});

@@ -333,6 +333,38 @@ BOOST_AUTO_TEST_CASE(folder_gets_one_file_per_channel) {
   BOOST_TEST(config_error(types, config({{"path", folder.string()}})) == "");
 }
 
+BOOST_AUTO_TEST_CASE(a_name_clash_in_the_folder_takes_the_next_suffix) {
+  // As two sluice processes sharing a folder would: channels with the same id opened in the same
+  // millisecond. Pairs opened back to back nearly always clash; every channel is still captured.
+  constexpr int kPairs = 20;
+  int suffixed = 0;
+  for (int i = 0; i < kPairs; ++i) {
+    const fs::path folder = dir / ("shared" + std::to_string(i));
+    Chain c(types, config({{"path", folder.string() + "/"}}));
+    {
+      Harness a(c, "10.0.0.1:40000", "192.0.2.7:443");
+      Harness b(c, "10.0.0.2:40000", "192.0.2.7:443");
+      a.feed(Direction::upstream, "a");
+      b.feed(Direction::upstream, "b");
+      BOOST_TEST(a.logs.empty());
+      BOOST_TEST(b.logs.empty());
+    }
+    std::vector<fs::path> names;
+    for (const auto& e : fs::directory_iterator(folder)) names.push_back(e.path().filename());
+    BOOST_REQUIRE(names.size() == 2u);
+    // "X-2.pcap" sorts before "X.pcap".
+    std::sort(names.begin(), names.end());
+    const std::string first = names[0].string();
+    if (first.ends_with("_ch1-2.pcap")) {
+      ++suffixed;
+      BOOST_TEST(names[1].string() == first.substr(0, first.size() - 7) + ".pcap");
+      BOOST_TEST(read(folder / names[1]).packets.at(3).payload == "a");
+      BOOST_TEST(read(folder / names[0]).packets.at(3).payload == "b");
+    }
+  }
+  BOOST_TEST(suffixed > 0);
+}
+
 BOOST_AUTO_TEST_CASE(rotation_keeps_files_under_the_limit) {
   Chain c(types, config({{"max_file_bytes", "64KiB"}}));
   const std::string up = pattern(300000, 2), down = pattern(100000, 3);

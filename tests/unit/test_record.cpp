@@ -36,7 +36,10 @@ std::string all_byte_values(std::size_t n) {
 std::vector<rec::Line> read_file(const std::filesystem::path& file) {
   std::ifstream in(file);
   std::vector<rec::Line> out;
-  rec::read_lines(in, [&](rec::Line&& l, std::size_t) { out.push_back(std::move(l)); });
+  rec::read_lines(in, [&](rec::Line&& l, std::size_t) {
+    out.push_back(std::move(l));
+    return true;
+  });
   return out;
 }
 
@@ -208,19 +211,50 @@ BOOST_AUTO_TEST_CASE(read_lines_numbers_lines_and_skips_empty_ones) {
   std::istringstream good(rec::encode({1, 0, rec::Truncated{}}) + "\n" +
                           rec::encode({2, 0, rec::Truncated{}}));
   std::vector<std::pair<std::uint64_t, std::size_t>> seen;
-  rec::read_lines(good, [&](rec::Line&& l, std::size_t n) { seen.emplace_back(l.channel, n); });
+  rec::read_lines(good, [&](rec::Line&& l, std::size_t n) {
+    seen.emplace_back(l.channel, n);
+    return true;
+  });
   const std::vector<std::pair<std::uint64_t, std::size_t>> expected = {{1, 1}, {2, 3}};
   BOOST_TEST((seen == expected));
 
   std::istringstream bad(rec::encode({1, 0, rec::Truncated{}}) + "\n" + "{oops}\n");
   std::size_t calls = 0;
   try {
-    rec::read_lines(bad, [&](rec::Line&&, std::size_t) { ++calls; });
+    rec::read_lines(bad, [&](rec::Line&&, std::size_t) { return ++calls != 0; });
     BOOST_FAIL("no error");
   } catch (const rec::FormatError& e) {
     BOOST_TEST(std::string(e.what()).starts_with("line 3: not JSON"), e.what());
+    BOOST_TEST(!e.channel);
   }
   BOOST_TEST(calls == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(read_lines_passes_bad_lines_with_their_channel_and_can_stop) {
+  const std::string cut = rec::encode({12, 0.5, rec::Data{Direction::upstream, "abcdef"}});
+  std::istringstream in(rec::encode({1, 0, rec::Truncated{}}) +
+                        R"({"channel":7,"t":0,"event":"data","direction":"up","data":""})"
+                        "\n" +
+                        cut.substr(0, 20) + "\n" +  // {"channel":12,"t":0.
+                        cut.substr(0, 12) + "\n" +  // {"channel":1 (cut in the number: no channel)
+                        rec::encode({2, 0, rec::Truncated{}}) +
+                        rec::encode({3, 0, rec::Truncated{}}));
+  std::vector<std::pair<std::optional<std::uint64_t>, std::string>> bad;
+  std::vector<std::uint64_t> good;
+  rec::read_lines(
+      in,
+      [&](rec::Line&& l, std::size_t) {
+        good.push_back(l.channel);
+        return l.channel != 2;  // stops here: line 6 is never read
+      },
+      [&](const rec::FormatError& e) { bad.emplace_back(e.channel, e.what()); });
+  BOOST_TEST((good == std::vector<std::uint64_t>{1, 2}));
+  BOOST_REQUIRE(bad.size() == 3u);
+  BOOST_TEST((bad[0].first == std::optional<std::uint64_t>(7)));
+  BOOST_TEST(bad[0].second.starts_with("line 2: \"direction\""), bad[0].second);
+  BOOST_TEST((bad[1].first == std::optional<std::uint64_t>(12)));
+  BOOST_TEST(bad[1].second.starts_with("line 3: not JSON"), bad[1].second);
+  BOOST_TEST(!bad[2].first);
 }
 
 BOOST_AUTO_TEST_CASE(seconds_are_rounded_to_microseconds) {

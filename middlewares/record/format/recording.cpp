@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,52 @@ Direction direction_field(const Json& j) {
   if (d == to_string(Direction::upstream)) return Direction::upstream;
   if (d == to_string(Direction::downstream)) return Direction::downstream;
   throw FormatError("\"direction\" is \"" + d + "\", expected \"upstream\" or \"downstream\"");
+}
+
+// The channel at the start of a line that does not parse (cut short, say), as encode() writes it.
+std::optional<std::uint64_t> leading_channel(std::string_view text) {
+  constexpr std::string_view prefix = R"({"channel":)";
+  if (!text.starts_with(prefix)) return std::nullopt;
+  text.remove_prefix(prefix.size());
+  std::uint64_t channel = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), channel);
+  // Only a number that ended: a line cut inside it would give another channel.
+  if (ec != std::errc() || end == text.data() + text.size() || *end != ',') return std::nullopt;
+  return channel;
+}
+
+// The rest of the line, once its channel is known.
+void decode_event(const Json& j, Line& line) {
+  const Json& t = field(j, "t");
+  if (!t.is_number() || !(t.get<double>() >= 0))
+    throw FormatError("\"t\" is not a non-negative number");
+  line.t = t.get<double>();
+  const std::string event = text_field(j, "event");
+  if (event == "open") {
+    line.event = Open{text_field(j, "time"), text_field(j, "listener"), text_field(j, "client"),
+                      text_field(j, "upstream"), bool_field(j, "messages")};
+  } else if (event == "connected") {
+    line.event = Connected{text_field(j, "upstream")};
+  } else if (event == "data") {
+    const Direction d = direction_field(j);
+    auto bytes = base64_decode(text_field(j, "data"));
+    if (!bytes) throw FormatError("\"data\" is not valid base64");
+    line.event = Data{d, std::move(*bytes)};
+  } else if (event == "end") {
+    line.event = End{direction_field(j)};
+  } else if (event == "truncated") {
+    line.event = Truncated{};
+  } else if (event == "close") {
+    line.event = Close{text_field(j, "time"),
+                       text_field(j, "reason"),
+                       bool_field(j, "upstream_connected"),
+                       count_field(j, "bytes_from_client"),
+                       count_field(j, "bytes_to_upstream"),
+                       count_field(j, "bytes_from_upstream"),
+                       count_field(j, "bytes_to_client")};
+  } else {
+    throw FormatError("unknown event \"" + event + "\"");
+  }
 }
 
 }  // namespace
@@ -91,45 +138,24 @@ Line decode(std::string_view text) {
   try {
     j = Json::parse(text);
   } catch (const Json::parse_error& e) {
-    throw FormatError(std::string("not JSON: ") + e.what());
+    FormatError error(std::string("not JSON: ") + e.what());
+    error.channel = leading_channel(text);
+    throw error;
   }
   if (!j.is_object()) throw FormatError("not a JSON object");
   Line line;
   line.channel = count_field(j, "channel");
-  const Json& t = field(j, "t");
-  if (!t.is_number() || !(t.get<double>() >= 0))
-    throw FormatError("\"t\" is not a non-negative number");
-  line.t = t.get<double>();
-  const std::string event = text_field(j, "event");
-  if (event == "open") {
-    line.event = Open{text_field(j, "time"), text_field(j, "listener"), text_field(j, "client"),
-                      text_field(j, "upstream"), bool_field(j, "messages")};
-  } else if (event == "connected") {
-    line.event = Connected{text_field(j, "upstream")};
-  } else if (event == "data") {
-    const Direction d = direction_field(j);
-    auto bytes = base64_decode(text_field(j, "data"));
-    if (!bytes) throw FormatError("\"data\" is not valid base64");
-    line.event = Data{d, std::move(*bytes)};
-  } else if (event == "end") {
-    line.event = End{direction_field(j)};
-  } else if (event == "truncated") {
-    line.event = Truncated{};
-  } else if (event == "close") {
-    line.event = Close{text_field(j, "time"),
-                       text_field(j, "reason"),
-                       bool_field(j, "upstream_connected"),
-                       count_field(j, "bytes_from_client"),
-                       count_field(j, "bytes_to_upstream"),
-                       count_field(j, "bytes_from_upstream"),
-                       count_field(j, "bytes_to_client")};
-  } else {
-    throw FormatError("unknown event \"" + event + "\"");
+  try {
+    decode_event(j, line);
+  } catch (FormatError& e) {
+    e.channel = line.channel;
+    throw;
   }
   return line;
 }
 
-void read_lines(std::istream& in, const std::function<void(Line&&, std::size_t)>& each) {
+void read_lines(std::istream& in, const std::function<bool(Line&&, std::size_t)>& each,
+                const std::function<void(const FormatError&)>& bad) {
   std::size_t number = 0;
   for (std::string text; std::getline(in, text);) {
     ++number;
@@ -138,9 +164,13 @@ void read_lines(std::istream& in, const std::function<void(Line&&, std::size_t)>
     try {
       line = decode(text);
     } catch (const FormatError& e) {
-      throw FormatError("line " + std::to_string(number) + ": " + e.what());
+      FormatError numbered("line " + std::to_string(number) + ": " + e.what());
+      numbered.channel = e.channel;
+      if (!bad) throw numbered;
+      bad(numbered);
+      continue;
     }
-    each(std::move(line), number);
+    if (!each(std::move(line), number)) return;
   }
   if (in.bad()) throw FormatError("read error after line " + std::to_string(number));
 }

@@ -63,6 +63,9 @@ struct Line {
 // A line that is not a valid event; what() says why (without the line number).
 struct FormatError : std::runtime_error {
   using std::runtime_error::runtime_error;
+  // The line's channel, when that much of it could be read (also from a line cut short: encode()
+  // writes "channel" first), so that a reader can tell whose line is bad.
+  std::optional<std::uint64_t> channel;
 };
 
 // One line of text, ending in '\n'. Non-UTF-8 bytes in text fields (a reason quoting peer bytes)
@@ -71,9 +74,11 @@ std::string encode(const Line& line);
 // One line (with or without its '\n'); throws FormatError.
 Line decode(std::string_view text);
 
-// Calls `each(line, number)` for every line of `in` (numbered from 1; empty lines skipped). A bad
-// line throws FormatError "line N: why".
-void read_lines(std::istream& in, const std::function<void(Line&&, std::size_t)>& each);
+// Calls `each(line, number)` for every line of `in` (numbered from 1; empty lines skipped) until it
+// returns false. A bad line makes a FormatError "line N: why": given to `bad`, which throws it or
+// returns to skip the line; without `bad`, thrown.
+void read_lines(std::istream& in, const std::function<bool(Line&&, std::size_t)>& each,
+                const std::function<void(const FormatError&)>& bad = {});
 
 std::string base64_encode(std::string_view bytes);
 // nullopt unless `text` is canonical base64 (length a multiple of 4, padding only at the end).
