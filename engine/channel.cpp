@@ -1,12 +1,8 @@
 #include "channel.hpp"
 
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/post.hpp>
 
 #include "log.hpp"
 
@@ -15,17 +11,10 @@ namespace sluice {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
 std::atomic<std::uint64_t> next_channel_id{0};
-
-std::string peer_of(const tcp::socket& s) {
-  error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  return ec ? std::string("?") : to_string(ep);
-}
 
 std::string describe(Clock::duration d) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -36,27 +25,33 @@ bool would_block(const error_code& ec) {
   return ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
+const char* side_of(Direction dir) { return dir == Direction::upstream ? "client" : "upstream"; }
+
+// A fast source and a fast sink never block: after this many reads in a row a direction lets the
+// worker's other channels run.
+constexpr int read_burst = 16;
+
 }  // namespace
 
-void Channel::start(Worker& worker, tcp::socket client, std::shared_ptr<const ListenerSpec> spec) {
-  auto ch = std::make_shared<Channel>(worker, std::move(client), std::move(spec));
-  asio::co_spawn(worker.io, ch->run(ch), asio::detached);
+void Channel::start(Worker& worker, tcp::socket client, const tcp::endpoint& peer,
+                    std::shared_ptr<const ListenerSpec> spec) {
+  auto ch = std::make_shared<Channel>(worker, std::move(client), peer, std::move(spec));
+  ch->self_ = ch;
+  ch->open();
 }
 
-Channel::Channel(Worker& worker, tcp::socket client, std::shared_ptr<const ListenerSpec> spec)
+Channel::Channel(Worker& worker, tcp::socket client, const tcp::endpoint& peer,
+                 std::shared_ptr<const ListenerSpec> spec)
     : spec_(std::move(spec)),
       worker_(worker),
       id_(++next_channel_id),
       client_(std::move(client)),
       upstream_(worker.io),
-      client_address_(peer_of(client_)),
-      target_(spec_->config.upstream),
+      client_ep_(peer),
       started_(Clock::now()),
       last_activity_(started_),
-      idle_(worker.io),
-      flows_{Flow(worker.io), Flow(worker.io)},
+      timer_(worker.io),
       pipeline_(*this, worker.pool) {
-  if (target_) upstream_address_ = target_->str();
   worker_.channels.push_back(*this);
   ++worker_.live;
 }
@@ -65,46 +60,43 @@ Channel::~Channel() {
   --worker_.live;
 }
 
-// `keep_alive` holds the channel for as long as its coroutine runs.
-asio::awaitable<void> Channel::run(std::shared_ptr<Channel> /*keep_alive*/) {
-  using namespace asio::experimental::awaitable_operators;
+void Channel::open() {
   try {
     error_code ec;
     client_.non_blocking(true, ec);
     if (spec_->config.nodelay) client_.set_option(tcp::no_delay(true), ec);
-    spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address_);
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address());
     opening_ = true;
     pipeline_.open(spec_->stages);
     opening_ = false;
     if (!closing_ && connect_ == Connect::none) begin_connect();
-    if (!closing_ && spec_->config.idle_timeout.count() > 0) arm_idle(spec_->config.idle_timeout);
-    co_await (pump(Direction::upstream) && pump(Direction::downstream));
+    arm_timer();
+    read(Direction::upstream);
   } catch (const std::exception& e) {
+    opening_ = false;
     close(std::string("internal error: ") + e.what(), true);
   }
-  finish();
 }
 
-asio::awaitable<void> Channel::wait(Flow& f) {
-  f.wake.expires_at(Clock::time_point::max());
-  co_await f.wake.async_wait(use_tuple);
-}
-
-asio::awaitable<void> Channel::pump(Direction dir) {
+// Reads the source of `dir` until it would block, then parks as one readiness wait. Stops
+// (without a pending wait) while the sink's queue is full or a middleware holds: wake() restarts.
+void Channel::read(Direction dir) {
   Flow& f = flow(dir);
+  if (f.reading || closing_ || f.source_done) return;
+  if (dir == Direction::downstream && connect_ != Connect::connected) return;
   tcp::socket& src = source(dir);
-  const auto high = spec_->config.high_watermark;
-  const char* const side = dir == Direction::upstream ? "client" : "upstream";
-  // The upstream's bytes can only flow once it is connected (or never, see emit_end).
-  while (!closing_ && !f.source_done && dir == Direction::downstream &&
-         connect_ != Connect::connected)
-    co_await wait(f);
-  int burst = 0;
-  while (!closing_ && !f.source_done) {
-    if (f.queued >= high) f.full = true;
-    if (pipeline_.holding(dir) || f.full) {
-      co_await wait(f);
-      continue;
+  f.reading = true;
+  for (int burst = 0;; ++burst) {
+    if (closing_ || f.source_done) break;
+    if (f.queued >= spec_->config.high_watermark) f.full = true;
+    if (f.full || pipeline_.holding(dir)) break;
+    if (burst == read_burst) {
+      asio::post(worker_.io, [self = shared_from_this(), dir] {
+        self->flow(dir).reading = false;
+        self->guarded([&] { self->read(dir); });
+      });
+      return;
     }
     Chunk chunk = worker_.pool.take();
     error_code ec;
@@ -112,36 +104,46 @@ asio::awaitable<void> Channel::pump(Direction dir) {
     if (would_block(ec)) {
       // Idle: give the buffer back before waiting, so an idle channel holds none.
       worker_.pool.give(std::move(chunk));
-      burst = 0;
-      auto [wait_ec] = co_await src.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wait_ec && !closing_)
-        close(std::string(side) + " wait failed: " + wait_ec.message(), true);
-      continue;
+      src.async_wait(tcp::socket::wait_read, [self = shared_from_this(), dir](error_code wec) {
+        self->flow(dir).reading = false;
+        if (self->closing_) return;
+        if (wec) return self->close(std::string(side_of(dir)) + " wait failed: " + wec.message(),
+                                    true);
+        self->guarded([&] { self->read(dir); });
+      });
+      return;
     }
     if (ec == asio::error::eof) {
       worker_.pool.give(std::move(chunk));
       f.source_done = true;
-      if (!first_end_) first_end_ = side;
+      f.reading = false;
+      if (!first_end_) first_end_ = side_of(dir);
       pipeline_.end(dir);
-      break;
+      return check_done();
     }
     if (ec) {
       worker_.pool.give(std::move(chunk));
-      if (!closing_) close(std::string(side) + " read failed: " + ec.message(), true);
+      close(std::string(side_of(dir)) + " read failed: " + ec.message(), true);
       break;
     }
     chunk.resize(n);
     f.read += n;
     last_activity_ = Clock::now();
     pipeline_.data(dir, std::move(chunk));
-    // A fast source and a fast sink never block: let the worker's other channels run too.
-    if (++burst == 16) {
-      burst = 0;
-      co_await asio::post(worker_.io, asio::use_awaitable);
-    }
   }
-  // Done reading; this direction is over once its FIN has gone out.
-  while (!closing_ && !f.shut) co_await wait(f);
+  f.reading = false;
+}
+
+// Restarts reading a parked direction, from a fresh stack: wake() comes from inside a hook
+// (ctx.resume) or a write, where reading (and running the chain) again would nest.
+void Channel::wake(Direction dir) {
+  Flow& f = flow(dir);
+  if (f.reading || closing_ || f.source_done) return;
+  f.reading = true;
+  asio::post(worker_.io, [self = shared_from_this(), dir] {
+    self->flow(dir).reading = false;
+    self->guarded([&] { self->read(dir); });
+  });
 }
 
 void Channel::emit(Direction dir, Chunk&& chunk) {
@@ -153,7 +155,23 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
                      " bytes after that direction's half-close",
                  true);
   }
-  f.queued += chunk.size();
+  if (closing_) return worker_.pool.give(std::move(chunk));
+  std::size_t done = 0;
+  if (f.queue.empty() && !f.writing && sink_ready(dir)) {
+    // Nothing waits before it: write it straight away, and queue only what the socket refuses.
+    error_code ec;
+    done = sink(dir).write_some(asio::buffer(chunk.data(), chunk.size()), ec);
+    if (ec && !would_block(ec)) {
+      worker_.pool.give(std::move(chunk));
+      return close(std::string("write to ") + (dir == Direction::upstream ? "upstream" : "client") +
+                       " failed: " + ec.message(),
+                   true);
+    }
+    f.written += done;
+    last_activity_ = Clock::now();
+    if (done == chunk.size()) return worker_.pool.give(std::move(chunk));
+  }
+  f.queued += chunk.size() - done;
   // A small chunk joins the last queued one if it fits, so a stream of small reads towards a
   // slow sink holds about `queued` bytes of memory, not one whole buffer per read.
   if (!f.queue.empty() && chunk.size() <= chunk.capacity() / 8 &&
@@ -161,6 +179,7 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
     f.queue.back().append(chunk.view());
     worker_.pool.give(std::move(chunk));
   } else {
+    if (f.queue.empty()) f.offset = done;
     f.queue.push_back(std::move(chunk));
   }
   if (!f.writing && sink_ready(dir)) write(dir);
@@ -171,7 +190,6 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
 void Channel::write(Direction dir) {
   Flow& f = flow(dir);
   tcp::socket& dst = sink(dir);
-  const auto low = spec_->config.low_watermark;
   while (f.head < f.queue.size() && !closing_) {
     Chunk& c = f.queue[f.head];
     error_code ec;
@@ -180,11 +198,10 @@ void Channel::write(Direction dir) {
     if (would_block(ec)) {
       f.writing = true;
       dst.async_wait(tcp::socket::wait_write, [self = shared_from_this(), dir](error_code wec) {
-        Flow& fl = self->flow(dir);
-        fl.writing = false;
+        self->flow(dir).writing = false;
         if (self->closing_) return;
         if (wec) return self->close("write wait failed: " + wec.message(), true);
-        self->write(dir);
+        self->guarded([&] { self->write(dir); });
       });
       break;
     }
@@ -205,16 +222,23 @@ void Channel::write(Direction dir) {
   if (f.head == f.queue.size()) {
     f.queue.clear();
     f.head = 0;
+    f.offset = 0;
   } else if (f.head >= 32) {
     // A sink that never quite catches up never empties the queue: drop the spent slots.
     f.queue.erase(f.queue.begin(), f.queue.begin() + static_cast<std::ptrdiff_t>(f.head));
     f.head = 0;
   }
-  if (f.full && f.queued <= low) {
+  after_write(dir);
+}
+
+void Channel::after_write(Direction dir) {
+  Flow& f = flow(dir);
+  if (closing_) return;
+  if (f.full && f.queued <= spec_->config.low_watermark) {
     f.full = false;
-    f.wake.cancel();
+    wake(dir);
   }
-  if (f.queued == 0 && f.end_emitted && !closing_) shut_sink(dir);
+  if (f.queued == 0 && f.end_emitted) shut_sink(dir);
 }
 
 void Channel::shut_sink(Direction dir) {
@@ -223,7 +247,7 @@ void Channel::shut_sink(Direction dir) {
   f.shut = true;
   error_code ec;
   sink(dir).shutdown(tcp::socket::shutdown_send, ec);
-  f.wake.cancel();
+  check_done();
 }
 
 void Channel::emit_end(Direction dir) {
@@ -233,12 +257,10 @@ void Channel::emit_end(Direction dir) {
     // The client finished before any upstream was connected, and none will be now: nothing can
     // answer it except the middlewares, so the reply direction ends here too.
     f.shut = true;
-    f.wake.cancel();
     Flow& down = flow(Direction::downstream);
     down.source_done = true;
-    down.wake.cancel();
     pipeline_.end(Direction::downstream);
-    return;
+    return check_done();
   }
   if (!f.writing && f.queued == 0 && sink_ready(dir)) shut_sink(dir);
 }
@@ -246,9 +268,10 @@ void Channel::emit_end(Direction dir) {
 void Channel::set_upstream(std::string_view host_port) {
   if (connect_ != Connect::none && connect_ != Connect::deferred)
     throw std::logic_error("set_upstream: the upstream connect has already started");
-  target_ = parse_host_port(host_port);
-  if (target_->port == 0) throw std::invalid_argument("set_upstream: port 0");
-  upstream_address_ = target_->str();
+  HostPort target = parse_host_port(host_port);
+  if (target.port == 0) throw std::invalid_argument("set_upstream: port 0");
+  target_ = std::move(target);
+  upstream_address_.clear();
 }
 
 void Channel::defer_connect() {
@@ -263,78 +286,89 @@ void Channel::connect_upstream() {
 
 void Channel::begin_connect() {
   if (closing_) return;
-  if (!target_) return close("no upstream: the listener has none and no middleware set one", false);
+  const HostPort* target = upstream_target();
+  if (!target) return close("no upstream: the listener has none and no middleware set one", false);
   connect_ = Connect::pending;
-  // `detached` would drop an exception (bad_alloc, no thread for the resolver) and leave the
-  // channel waiting for a connect that never ends.
-  asio::co_spawn(worker_.io, connect(shared_from_this()),
-                 [self = shared_from_this()](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& x) {
-                     self->close(std::string("upstream connect failed: ") + x.what(), true);
-                   }
-                 });
+  connect_deadline_ = Clock::now() + spec_->config.connect_timeout;
+  arm_timer();
+  auto self = shared_from_this();
+  if (target->endpoint) {
+    upstream_ep_ = *target->endpoint;
+    upstream_.async_connect(upstream_ep_, [self](error_code ec) {
+      self->guarded([&] { self->on_connect(ec); });
+    });
+    return;
+  }
+  // A host name: looked up on Asio's resolver thread. The lookup cannot be cancelled, so the
+  // connect deadline is the channel's own timer, which closes the channel without waiting for it.
+  auto resolver = std::make_shared<tcp::resolver>(worker_.io);
+  resolver->async_resolve(
+      target->host, std::to_string(target->port),
+      [self, resolver](error_code ec, tcp::resolver::results_type results) {
+        if (self->closing_) return;
+        if (ec) return self->guarded([&] { self->on_connect(ec); });
+        asio::async_connect(self->upstream_, results,
+                            [self](error_code cec, const tcp::endpoint& ep) {
+                              self->upstream_ep_ = ep;
+                              self->guarded([&] { self->on_connect(cec); });
+                            });
+      });
 }
 
-asio::awaitable<void> Channel::connect(std::shared_ptr<Channel> keep_alive) {
-  const HostPort target = *target_;
-  const auto timeout = spec_->config.connect_timeout;
-  // The deadline is a timer of its own that closes the channel, not `||` with the attempt: a
-  // host-name lookup cannot be cancelled (getaddrinfo on Asio's resolver thread), and `||` would
-  // wait for it however long the DNS server takes.
-  auto deadline = std::make_shared<asio::steady_timer>(worker_.io, timeout);
-  deadline->async_wait([self = keep_alive, deadline, target, timeout](error_code ec) {
-    if (ec || self->closing_ || self->connect_ != Connect::pending) return;
-    self->close("upstream " + target.str() + ": connect timed out after " + describe(timeout),
-                true);
-  });
-  auto attempt = [&]() -> asio::awaitable<error_code> {
-    if (target.endpoint) {
-      auto [ec] = co_await upstream_.async_connect(*target.endpoint, use_tuple);
-      co_return ec;
-    }
-    tcp::resolver resolver(worker_.io);
-    auto [rec, results] =
-        co_await resolver.async_resolve(target.host, std::to_string(target.port), use_tuple);
-    if (rec) co_return rec;
-    // The channel may have closed (deadline, drain) while the lookup ran.
-    if (closing_) co_return asio::error::operation_aborted;
-    auto [ec, ep] = co_await asio::async_connect(upstream_, results, use_tuple);
-    co_return ec;
-  };
-  const error_code failed = co_await attempt();
-  deadline->cancel();
-  if (closing_) co_return;
+void Channel::on_connect(const error_code& failed) {
+  if (closing_) return;
   if (failed) {
-    co_return close("upstream " + target.str() + ": connect failed: " + failed.message(), true);
+    return close("upstream " + upstream_target()->str() + ": connect failed: " + failed.message(),
+                 true);
   }
   error_code ec;
   upstream_.non_blocking(true, ec);
   if (spec_->config.nodelay) upstream_.set_option(tcp::no_delay(true), ec);
-  upstream_address_ = peer_of(upstream_);
   connect_ = Connect::connected;
-  spdlog::debug("ch{} {}: connected to {}", id_, spec_->config.name, upstream_address_);
-  flow(Direction::downstream).wake.cancel();
+  upstream_address_.clear();
+  if (spdlog::should_log(spdlog::level::debug))
+    spdlog::debug("ch{} {}: connected to {}", id_, spec_->config.name, upstream_address());
   pipeline_.connected();
-  if (closing_) co_return;
+  if (closing_) return;
   Flow& up = flow(Direction::upstream);
   if (!up.queue.empty())
     write(Direction::upstream);
   else if (up.end_emitted)
     shut_sink(Direction::upstream);
+  // The upstream's bytes can only flow once it is connected.
+  read(Direction::downstream);
 }
 
-void Channel::arm_idle(Clock::duration after) {
-  idle_.expires_after(after);
-  idle_.async_wait([self = shared_from_this()](error_code ec) {
-    if (ec || self->closing_) return;
-    const auto limit = self->spec_->config.idle_timeout;
-    const auto idle = Clock::now() - self->last_activity_;
-    if (idle >= limit) return self->close("idle timeout (" + describe(limit) + ")", false);
-    self->arm_idle(limit - idle);
+// The connect deadline and the idle timeout share one timer, set to the earlier of the two.
+void Channel::arm_timer() {
+  if (closing_) return;
+  auto next = Clock::time_point::max();
+  if (connect_ == Connect::pending) next = connect_deadline_;
+  const auto idle = spec_->config.idle_timeout;
+  if (idle.count() > 0) next = std::min(next, last_activity_ + idle);
+  if (next == Clock::time_point::max()) return;
+  if (timer_armed_ && timer_.expiry() <= next) return;
+  timer_armed_ = true;
+  timer_.expires_at(next);  // a wait already pending ends with operation_aborted
+  timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec == asio::error::operation_aborted) return;
+    self->timer_armed_ = false;
+    self->guarded([&] { self->on_timer(); });
   });
+}
+
+void Channel::on_timer() {
+  if (closing_) return;
+  const auto now = Clock::now();
+  if (connect_ == Connect::pending && now >= connect_deadline_) {
+    return close("upstream " + upstream_target()->str() + ": connect timed out after " +
+                     describe(spec_->config.connect_timeout),
+                 true);
+  }
+  const auto idle = spec_->config.idle_timeout;
+  if (idle.count() > 0 && now - last_activity_ >= idle)
+    return close("idle timeout (" + describe(idle) + ")", false);
+  arm_timer();
 }
 
 void Channel::close(std::string_view reason, bool reset) {
@@ -352,9 +386,17 @@ void Channel::close(std::string_view reason, bool reset) {
   }
   client_.close(ec);
   upstream_.close(ec);
-  for (Flow& f : flows_) f.wake.cancel();
-  idle_.cancel();
+  timer_.cancel();
   timers_.clear();
+  check_done();
+}
+
+// Runs finish() once the channel is over, on its own stack: close() and the last FIN may come
+// from inside a middleware's hook, and on_close must not run under another hook.
+void Channel::check_done() {
+  if (finish_posted_ || (!closing_ && !(flows_[0].done() && flows_[1].done()))) return;
+  finish_posted_ = true;
+  asio::post(worker_.io, [self = shared_from_this()] { self->finish(); });
 }
 
 void Channel::finish() {
@@ -363,20 +405,39 @@ void Channel::finish() {
   const Flow& up = flow(Direction::upstream);
   const Flow& down = flow(Direction::downstream);
   CloseInfo info{reason_,
-                 !upstream_address_.empty() && connect_ == Connect::connected,
+                 upstream_target() && connect_ == Connect::connected,
                  up.read,
                  up.written,
                  down.read,
                  down.written,
                  Clock::now() - started_};
   pipeline_.close(info);
-  idle_.cancel();
+  timer_.cancel();
   timers_.clear();  // any a middleware started from on_close
-  spdlog::log(clean ? spdlog::level::debug : spdlog::level::info,
-              "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_, spec_->config.name,
-              reason_, client_address_, upstream_address_.empty() ? "-" : upstream_address_,
-              up.read, down.read);
+  const auto level = clean ? spdlog::level::debug : spdlog::level::info;
+  if (spdlog::should_log(level)) {
+    const auto upstream = upstream_address();
+    spdlog::log(level, "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_,
+                spec_->config.name, reason_, client_address(), upstream.empty() ? "-" : upstream,
+                up.read, down.read);
+  }
   unlink();
+  self_.reset();  // the handlers still pending (cancelled waits) hold the rest
+}
+
+std::string_view Channel::client_address() const {
+  if (client_address_.empty()) client_address_ = to_string(client_ep_);
+  return client_address_;
+}
+
+std::string_view Channel::upstream_address() const {
+  if (upstream_address_.empty()) {
+    if (connect_ == Connect::connected)
+      upstream_address_ = to_string(upstream_ep_);
+    else if (const HostPort* t = upstream_target())
+      upstream_address_ = t->str();
+  }
+  return upstream_address_;
 }
 
 TimerId Channel::start_timer(Clock::duration after, std::function<void()> fire) {

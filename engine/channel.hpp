@@ -1,13 +1,15 @@
 #pragma once
 // Channel: one accepted client, its upstream connection and one instance of every middleware of
-// its listener, all on one worker. Its life is one coroutine (run) that pumps both directions
-// and ends when both have delivered their FIN, or when anything closes the channel.
+// its listener, all on one worker. It is a state machine driven by completion handlers, not a
+// coroutine: an idle direction is parked as one pending readiness wait on its source socket (a
+// small recycled handler), so an idle channel costs its sockets, this object and its pipeline.
+// It ends when both directions have delivered their FIN, or when anything closes it; finish()
+// then runs on_close once, on a fresh stack (never from inside a middleware's hook).
 //
 // Per direction ("flow"): the source socket is read only while the bytes queued for the sink are
 // under the high watermark and no middleware holds; a read takes a pooled chunk only once the
 // socket is readable, and the writer gives it back once written, so an idle channel holds no
 // buffer. The half-close is forwarded (shutdown of the sink's send side) after the last byte.
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <map>
@@ -26,42 +28,62 @@ class Channel final : public std::enable_shared_from_this<Channel>,
                       public ChannelHook,
                       private Pipeline::Host {
  public:
+  // `peer` is the client's address as accept() returned it.
   static void start(Worker& worker, boost::asio::ip::tcp::socket client,
+                    const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.
   void abort(std::string_view reason) { close(reason, false); }
+  // The worker is going away with this channel still open: drop its hold on itself so the
+  // pending handlers, destroyed with the io_context, free it.
+  void release() {
+    unlink();
+    self_.reset();
+  }
 
   Channel(Worker& worker, boost::asio::ip::tcp::socket client,
-          std::shared_ptr<const ListenerSpec> spec);
+          const boost::asio::ip::tcp::endpoint& peer, std::shared_ptr<const ListenerSpec> spec);
   ~Channel();
 
  private:
   struct Flow {
-    explicit Flow(boost::asio::io_context& io) : wake(io) {}
     std::vector<Chunk> queue;  // waiting for the sink, front at `head`
     std::size_t head = 0;
     std::size_t offset = 0;  // bytes of queue[head] already written
     std::size_t queued = 0;  // bytes waiting in queue
+    bool reading = false;    // a read loop runs, or a read is pending (readiness wait or post)
     bool writing = false;    // an async wait for writability is pending
-    bool full = false;       // hit the high watermark: the pump waits until the low one
+    bool full = false;       // hit the high watermark: reading waits until the low one
     bool source_done = false;
     bool end_emitted = false;  // the chain passed the half-close: shut down after the queue
     bool shut = false;
-    boost::asio::steady_timer wake;  // the pump waits here; cancel() wakes it
     std::uint64_t read = 0, written = 0;
+    bool done() const { return source_done && shut; }
   };
-  enum class Connect { none, deferred, pending, connected };
+  enum class Connect : std::uint8_t { none, deferred, pending, connected };
 
-  boost::asio::awaitable<void> run(std::shared_ptr<Channel> keep_alive);
-  boost::asio::awaitable<void> pump(Direction dir);
-  boost::asio::awaitable<void> connect(std::shared_ptr<Channel> keep_alive);
-  boost::asio::awaitable<void> wait(Flow& f);
+  void open();
+  void read(Direction dir);
+  void wake(Direction dir);
   void begin_connect();
+  void on_connect(const boost::system::error_code& ec);
   void write(Direction dir);
+  void after_write(Direction dir);
   void shut_sink(Direction dir);
-  void arm_idle(Clock::duration after);
+  void arm_timer();
+  void on_timer();
   void close(std::string_view reason, bool reset);
+  void check_done();
   void finish();
+  // Runs a completion handler's work: an exception (bad_alloc, a bug) closes this channel only.
+  template <class F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      close(std::string("internal error: ") + e.what(), true);
+    }
+  }
 
   Flow& flow(Direction d) { return flows_[d == Direction::upstream ? 0 : 1]; }
   boost::asio::ip::tcp::socket& source(Direction d) {
@@ -77,15 +99,15 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   // Pipeline::Host
   std::uint64_t channel_id() const override { return id_; }
   std::string_view listener() const override { return spec_->config.name; }
-  std::string_view client_address() const override { return client_address_; }
-  std::string_view upstream_address() const override { return upstream_address_; }
+  std::string_view client_address() const override;
+  std::string_view upstream_address() const override;
   void set_upstream(std::string_view host_port) override;
   void defer_connect() override;
   void connect_upstream() override;
   void emit(Direction dir, Chunk&& chunk) override;
   void emit_end(Direction dir) override;
   void pause(Direction) override {}
-  void resume(Direction dir) override { flow(dir).wake.cancel(); }
+  void resume(Direction dir) override { wake(dir); }
   void close(std::string_view reason) override { close(reason, false); }
   Clock::time_point now() const override { return Clock::now(); }
   TimerId start_timer(Clock::duration after, std::function<void()> fire) override;
@@ -96,21 +118,32 @@ class Channel final : public std::enable_shared_from_this<Channel>,
 
   std::shared_ptr<const ListenerSpec> spec_;  // first: outlives the middlewares it made
   Worker& worker_;
+  std::shared_ptr<Channel> self_;  // alive until finish(), whatever is pending
   std::uint64_t id_;
   boost::asio::ip::tcp::socket client_;
   boost::asio::ip::tcp::socket upstream_;
-  std::string client_address_;
-  std::string upstream_address_;
-  std::optional<HostPort> target_;
+  boost::asio::ip::tcp::endpoint client_ep_;
+  boost::asio::ip::tcp::endpoint upstream_ep_;  // once connected
+  // Formatted on first use only: most channels never need their addresses as text.
+  mutable std::string client_address_;
+  mutable std::string upstream_address_;
+  std::optional<HostPort> target_;  // set_upstream's; else the listener's upstream
+  const HostPort* upstream_target() const {
+    return target_ ? &*target_ : spec_->config.upstream ? &*spec_->config.upstream : nullptr;
+  }
   Connect connect_ = Connect::none;
   bool opening_ = false;
   bool closing_ = false;
-  std::string reason_;
+  bool finish_posted_ = false;
+  bool timer_armed_ = false;
   const char* first_end_ = nullptr;
+  std::string reason_;
   Clock::time_point started_;
   Clock::time_point last_activity_;
-  boost::asio::steady_timer idle_;
-  std::map<TimerId, boost::asio::steady_timer> timers_;
+  Clock::time_point connect_deadline_;
+  // One timer for the engine's deadlines (connect, idle): whichever comes first.
+  boost::asio::steady_timer timer_;
+  std::map<TimerId, boost::asio::steady_timer> timers_;  // the middlewares' (empty: no memory)
   TimerId last_timer_ = 0;
   Flow flows_[2];
   Pipeline pipeline_;  // last: destroyed first, while everything it may call still exists

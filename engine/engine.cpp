@@ -28,7 +28,11 @@ void log_listening(const Listener& l) {
 
 }  // namespace
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // Channels still open when the worker stops (shutdown gave up on them) hold themselves; the
+  // pending handlers destroyed with `io` then free them.
+  while (!channels.empty()) channels.front().release();
+}
 
 Engine::Engine(Runtime runtime, Extensions& extensions, Reload reload)
     : runtime_(std::move(runtime)), extensions_(extensions), reload_(std::move(reload)) {
