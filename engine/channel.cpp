@@ -1,5 +1,7 @@
 #include "channel.hpp"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
@@ -30,6 +32,13 @@ const char* side_of(Direction dir) { return dir == Direction::upstream ? "client
 // A fast source and a fast sink never block: after this many reads in a row a direction lets the
 // worker's other channels run.
 constexpr int read_burst = 16;
+// A read at least this large marks a bulk transfer: where the chain allows, the next read of that
+// direction splices. Smaller reads (request/response traffic) are cheaper copied.
+constexpr std::size_t bulk_read = 16 * 1024;
+
+std::string system_message(int err) {
+  return std::system_category().message(err);
+}
 
 }  // namespace
 
@@ -44,6 +53,8 @@ Channel::Channel(Worker& worker, tcp::socket client, const tcp::endpoint& peer,
                  std::shared_ptr<const ListenerSpec> spec)
     : spec_(std::move(spec)),
       worker_(worker),
+      blind_(spec_->blind),
+      splices_(spec_->splices()),
       id_(++next_channel_id),
       client_(std::move(client)),
       upstream_(worker.io),
@@ -80,7 +91,8 @@ void Channel::open() {
 }
 
 // Reads the source of `dir` until it would block, then parks as one readiness wait. Stops
-// (without a pending wait) while the sink's queue is full or a middleware holds: wake() restarts.
+// (without a pending wait) while the sink's queue is full, the pipe waits for the sink or a
+// middleware holds: wake() or the sink's writer restarts it.
 void Channel::read(Direction dir) {
   Flow& f = flow(dir);
   if (f.reading || closing_ || f.source_done) return;
@@ -90,7 +102,7 @@ void Channel::read(Direction dir) {
   for (int burst = 0;; ++burst) {
     if (closing_ || f.source_done) break;
     if (f.queued >= spec_->config.high_watermark) f.full = true;
-    if (f.full || pipeline_.holding(dir)) break;
+    if (f.full || f.piped || pipeline_.holding(dir)) break;
     if (burst == read_burst) {
       asio::post(worker_.io, [self = shared_from_this(), dir] {
         self->flow(dir).reading = false;
@@ -98,28 +110,28 @@ void Channel::read(Direction dir) {
       });
       return;
     }
+    // Splice only with nothing queued before it, so bytes keep their order.
+    if (f.bulk && f.queue.empty() && !f.writing && sink_ready(dir)) {
+      if (!f.pipe) f.pipe = worker_.pipes.take();
+      if (f.pipe) {
+        const Step step = splice_round(dir);
+        if (step == Step::parked) return;
+        if (step == Step::stop) break;
+        continue;
+      }
+    }
+    if (f.pipe) worker_.pipes.give(std::move(f.pipe), true);
     Chunk chunk = worker_.pool.take();
     error_code ec;
     const std::size_t n = src.read_some(asio::buffer(chunk.data(), chunk.capacity()), ec);
     if (would_block(ec)) {
       // Idle: give the buffer back before waiting, so an idle channel holds none.
       worker_.pool.give(std::move(chunk));
-      src.async_wait(tcp::socket::wait_read, [self = shared_from_this(), dir](error_code wec) {
-        self->flow(dir).reading = false;
-        if (self->closing_) return;
-        if (wec) return self->close(std::string(side_of(dir)) + " wait failed: " + wec.message(),
-                                    true);
-        self->guarded([&] { self->read(dir); });
-      });
-      return;
+      return park(dir);
     }
     if (ec == asio::error::eof) {
       worker_.pool.give(std::move(chunk));
-      f.source_done = true;
-      f.reading = false;
-      if (!first_end_) first_end_ = side_of(dir);
-      pipeline_.end(dir);
-      return check_done();
+      return source_ended(dir);
     }
     if (ec) {
       worker_.pool.give(std::move(chunk));
@@ -128,10 +140,102 @@ void Channel::read(Direction dir) {
     }
     chunk.resize(n);
     f.read += n;
+    f.bulk = splices_ && n >= bulk_read;
     last_activity_ = Clock::now();
-    pipeline_.data(dir, std::move(chunk));
+    if (blind_)
+      emit(dir, std::move(chunk));
+    else
+      pipeline_.data(dir, std::move(chunk));
   }
   f.reading = false;
+}
+
+// Waits for the source of `dir` to become readable; f.reading stays set until then.
+void Channel::park(Direction dir) {
+  source(dir).async_wait(tcp::socket::wait_read, [self = shared_from_this(), dir](error_code ec) {
+    self->flow(dir).reading = false;
+    if (self->closing_) return;
+    if (ec) return self->close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
+    self->guarded([&] { self->read(dir); });
+  });
+}
+
+void Channel::source_ended(Direction dir) {
+  Flow& f = flow(dir);
+  f.source_done = true;
+  f.reading = false;
+  if (!first_end_) first_end_ = side_of(dir);
+  pipeline_.end(dir);
+  check_done();
+}
+
+// One round of a bulk direction: what the source has, into the (empty) pipe, and from the pipe
+// on to the sink, never through user space.
+Channel::Step Channel::splice_round(Direction dir) {
+  Flow& f = flow(dir);
+  const ssize_t n = ::splice(source(dir).native_handle(), nullptr, f.pipe.write_end(), nullptr,
+                             f.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n > 0) {
+    f.read += static_cast<std::size_t>(n);
+    f.piped = static_cast<std::size_t>(n);
+    f.bulk = static_cast<std::size_t>(n) >= bulk_read;
+    last_activity_ = Clock::now();
+    return drain_pipe(dir) ? Step::more : Step::stop;
+  }
+  const int err = n == 0 ? 0 : errno;
+  if (err == EINTR) return Step::more;
+  // Nothing in flight: the pipe goes back to the pool until the next burst.
+  worker_.pipes.give(std::move(f.pipe), true);
+  if (n == 0) {
+    source_ended(dir);
+    return Step::stop;
+  }
+  if (err == EAGAIN) {
+    park(dir);
+    return Step::parked;
+  }
+  close(std::string(side_of(dir)) + " read failed: " + system_message(err), true);
+  return Step::stop;
+}
+
+// Moves the pipe's bytes on to the sink. True once the pipe is empty; false while a wait for the
+// sink is pending (its handler drains the rest, then reads again) or when a failure closed the
+// channel.
+bool Channel::drain_pipe(Direction dir) {
+  Flow& f = flow(dir);
+  tcp::socket& dst = sink(dir);
+  while (f.piped) {
+    const ssize_t n = ::splice(f.pipe.read_end(), nullptr, dst.native_handle(), nullptr, f.piped,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      f.piped -= static_cast<std::size_t>(n);
+      f.written += static_cast<std::size_t>(n);
+      continue;
+    }
+    const int err = n == 0 ? EPIPE : errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      f.writing = true;
+      dst.async_wait(tcp::socket::wait_write, [self = shared_from_this(), dir](error_code ec) {
+        self->flow(dir).writing = false;
+        if (self->closing_) return;
+        if (ec) return self->close("write wait failed: " + ec.message(), true);
+        self->guarded([&] {
+          if (!self->drain_pipe(dir)) return;
+          // Bytes a middleware sent (on_open, a timer) while the pipe waited go after it.
+          if (!self->flow(dir).queue.empty()) self->write(dir);
+          self->read(dir);
+        });
+      });
+      return false;
+    }
+    close(std::string("write to ") + (dir == Direction::upstream ? "upstream" : "client") +
+              " failed: " + system_message(err),
+          true);
+    return false;
+  }
+  last_activity_ = Clock::now();
+  return true;
 }
 
 // Restarts reading a parked direction, from a fresh stack: wake() comes from inside a hook
@@ -378,7 +482,10 @@ void Channel::close(std::string_view reason, bool reset) {
   pipeline_.mark_closed();
   error_code ec;
   // Bytes still queued are lost: a FIN would tell the peer the stream ended complete.
-  if (flows_[0].queued || flows_[1].queued) reset = true;
+  for (Flow& f : flows_) {
+    if (f.queued || f.piped) reset = true;
+    worker_.pipes.give(std::move(f.pipe), f.piped == 0);
+  }
   if (reset) {
     // An error mid-stream: make both peers see an abort (RST), not a clean end of data.
     client_.set_option(tcp::socket::linger(true, 0), ec);

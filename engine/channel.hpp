@@ -57,13 +57,21 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     bool source_done = false;
     bool end_emitted = false;  // the chain passed the half-close: shut down after the queue
     bool shut = false;
+    bool bulk = false;  // the last read was large: the next one splices (if the chain allows)
+    Pipe pipe;          // held only while a bulk transfer is in flight
+    std::size_t piped = 0;  // bytes in the pipe, not yet taken by the sink
     std::uint64_t read = 0, written = 0;
     bool done() const { return source_done && shut; }
   };
+  enum class Step : std::uint8_t { more, stop, parked };
   enum class Connect : std::uint8_t { none, deferred, pending, connected };
 
   void open();
   void read(Direction dir);
+  void park(Direction dir);
+  void source_ended(Direction dir);
+  Step splice_round(Direction dir);
+  bool drain_pipe(Direction dir);
   void wake(Direction dir);
   void begin_connect();
   void on_connect(const boost::system::error_code& ec);
@@ -119,6 +127,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   std::shared_ptr<const ListenerSpec> spec_;  // first: outlives the middlewares it made
   Worker& worker_;
   std::shared_ptr<Channel> self_;  // alive until finish(), whatever is pending
+  const bool blind_;    // no middleware needs the bytes: they skip the chain
+  const bool splices_;  // ... and bulk goes through pipes
   std::uint64_t id_;
   boost::asio::ip::tcp::socket client_;
   boost::asio::ip::tcp::socket upstream_;

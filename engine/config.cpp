@@ -40,6 +40,7 @@ ListenerConfig parse_listener(Options& o) {
     o.fail("low_watermark",
            "must be less than high_watermark (" + std::to_string(l.high_watermark) + ")");
   l.nodelay = o.get<bool>("nodelay", l.nodelay);
+  l.splice = o.get<bool>("splice", l.splice);
   if (o.has("middlewares")) {
     o.accept("middlewares");
     l.middlewares = o.json().at("middlewares");

@@ -27,6 +27,7 @@ struct ListenerConfig {
   std::uint64_t high_watermark = 1024 * 1024;
   std::uint64_t low_watermark = 256 * 1024;
   bool nodelay = true;
+  bool splice = true;  // zero-copy bulk transfers when no middleware needs the bytes
   nlohmann::json middlewares = nlohmann::json::array();
 };
 

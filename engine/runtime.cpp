@@ -127,6 +127,7 @@ Runtime build_runtime(Config config, const Plugins& plugins, Services& services)
         if (!factory) o.fail("type", "plugin " + t->file + " made no factory");
         o.finish();
         spec->types.push_back(type);
+        if (factory->sees_bytes()) spec->blind = false;
         spec->factories.push_back(std::move(factory));
       }
       for (std::size_t i = 0; i < spec->factories.size(); ++i)

@@ -20,6 +20,10 @@ struct ListenerSpec {
   std::vector<std::string> types;
   std::vector<std::unique_ptr<MiddlewareFactory>> factories;
   std::vector<Pipeline::Stage> stages;  // views of types and factories, in chain order
+  // No middleware of the chain needs on_data (MiddlewareFactory::sees_bytes), so bytes skip it.
+  bool blind = true;
+  // ... and bulk bytes go socket to socket with splice(2), unless the config turned it off.
+  bool splices() const { return config.splice && blind; }
 };
 
 // The engine-wide extensions, by name. Lives until after the last channel is gone.

@@ -7,6 +7,7 @@
 #include <boost/intrusive/list.hpp>
 #include <thread>
 
+#include "pipe.hpp"
 #include "sluice/pipeline.hpp"
 
 namespace sluice {
@@ -22,6 +23,7 @@ struct Worker {
   // Declared before io: destroying io destroys pending handlers, which may own channels, and
   // a channel's destructor still uses these.
   ChunkPool pool;
+  PipePool pipes;
   // The channels alive on this worker; touched on this worker's thread only.
   boost::intrusive::list<Channel, boost::intrusive::base_hook<ChannelHook>,
                          boost::intrusive::constant_time_size<false>>

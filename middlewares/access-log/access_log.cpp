@@ -45,6 +45,7 @@ class AccessLogFactory final : public MiddlewareFactory {
   AccessLogFactory& operator=(const AccessLogFactory&) = delete;
 
   std::unique_ptr<Middleware> create() override;
+  bool sees_bytes() const override { return false; }  // counts come from CloseInfo
 
   // Returns 0 or the errno of the failed write.
   int write_line(std::string_view line) {

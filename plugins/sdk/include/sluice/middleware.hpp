@@ -70,6 +70,13 @@ class MiddlewareFactory {
     (void)client_side;
     return nullptr;
   }
+
+  // Whether its middlewares need on_data. A factory returns false only if every middleware it
+  // creates would pass each chunk on untouched (an access log, a connection counter). When no
+  // middleware of a chain needs the bytes, the engine moves them without calling on_data, and a
+  // bulk transfer goes from socket to socket with splice(2), never copied into user space; every
+  // other hook is still called, and CloseInfo still counts the bytes.
+  virtual bool sees_bytes() const { return true; }
 };
 
 }  // namespace sluice
