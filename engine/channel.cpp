@@ -23,11 +23,24 @@ std::string describe(Clock::duration d) {
   return ms % 1000 ? std::to_string(ms) + "ms" : std::to_string(ms / 1000) + "s";
 }
 
-bool would_block(const error_code& ec) {
-  return ec == asio::error::would_block || ec == asio::error::try_again;
-}
-
 const char* side_of(Direction dir) { return dir == Direction::upstream ? "client" : "upstream"; }
+const char* sink_of(Direction dir) { return dir == Direction::upstream ? "upstream" : "client"; }
+
+// The data path calls recv/send itself: Asio's wrappers cost an error_code round trip per call.
+// Both return -1 with errno EAGAIN when the socket has nothing to give or no room.
+ssize_t receive(Socket& s, char* p, std::size_t n) {
+  ssize_t r;
+  do r = ::recv(s.native_handle(), p, n, 0);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+ssize_t transmit(Socket& s, const char* p, std::size_t n) {
+  ssize_t r;
+  do r = ::send(s.native_handle(), p, n, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 // A fast source and a fast sink never block: after this many reads in a row a direction lets the
 // worker's other channels run.
@@ -42,14 +55,14 @@ std::string system_message(int err) {
 
 }  // namespace
 
-void Channel::start(Worker& worker, tcp::socket client, const tcp::endpoint& peer,
+void Channel::start(Worker& worker, Socket client, const tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec) {
   auto ch = std::make_shared<Channel>(worker, std::move(client), peer, std::move(spec));
   ch->self_ = ch;
   ch->open();
 }
 
-Channel::Channel(Worker& worker, tcp::socket client, const tcp::endpoint& peer,
+Channel::Channel(Worker& worker, Socket client, const tcp::endpoint& peer,
                  std::shared_ptr<const ListenerSpec> spec)
     : spec_(std::move(spec)),
       worker_(worker),
@@ -97,7 +110,7 @@ void Channel::read(Direction dir) {
   Flow& f = flow(dir);
   if (f.reading || closing_ || f.source_done) return;
   if (dir == Direction::downstream && connect_ != Connect::connected) return;
-  tcp::socket& src = source(dir);
+  Socket& src = source(dir);
   f.reading = true;
   for (int burst = 0;; ++burst) {
     if (closing_ || f.source_done) break;
@@ -122,22 +135,17 @@ void Channel::read(Direction dir) {
     }
     if (f.pipe) worker_.pipes.give(std::move(f.pipe), true);
     Chunk chunk = worker_.pool.take();
-    error_code ec;
-    const std::size_t n = src.read_some(asio::buffer(chunk.data(), chunk.capacity()), ec);
-    if (would_block(ec)) {
-      // Idle: give the buffer back before waiting, so an idle channel holds none.
+    const ssize_t got = receive(src, chunk.data(), chunk.capacity());
+    if (got <= 0) {
+      const int err = got == 0 ? 0 : errno;
+      // Idle: the buffer goes back before waiting, so an idle channel holds none.
       worker_.pool.give(std::move(chunk));
-      return park(dir);
-    }
-    if (ec == asio::error::eof) {
-      worker_.pool.give(std::move(chunk));
-      return source_ended(dir);
-    }
-    if (ec) {
-      worker_.pool.give(std::move(chunk));
-      close(std::string(side_of(dir)) + " read failed: " + ec.message(), true);
+      if (would_block(err)) return park(dir);
+      if (got == 0) return source_ended(dir);
+      close(std::string(side_of(dir)) + " read failed: " + system_message(err), true);
       break;
     }
+    const auto n = static_cast<std::size_t>(got);
     chunk.resize(n);
     f.read += n;
     f.bulk = splices_ && n >= bulk_read;
@@ -152,7 +160,7 @@ void Channel::read(Direction dir) {
 
 // Waits for the source of `dir` to become readable; f.reading stays set until then.
 void Channel::park(Direction dir) {
-  source(dir).async_wait(tcp::socket::wait_read, [self = shared_from_this(), dir](error_code ec) {
+  source(dir).async_wait(Socket::wait_read, [self = shared_from_this(), dir](error_code ec) {
     self->flow(dir).reading = false;
     if (self->closing_) return;
     if (ec) return self->close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
@@ -203,7 +211,7 @@ Channel::Step Channel::splice_round(Direction dir) {
 // channel.
 bool Channel::drain_pipe(Direction dir) {
   Flow& f = flow(dir);
-  tcp::socket& dst = sink(dir);
+  Socket& dst = sink(dir);
   while (f.piped) {
     const ssize_t n = ::splice(f.pipe.read_end(), nullptr, dst.native_handle(), nullptr, f.piped,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -214,24 +222,11 @@ bool Channel::drain_pipe(Direction dir) {
     }
     const int err = n == 0 ? EPIPE : errno;
     if (err == EINTR) continue;
-    if (err == EAGAIN) {
-      f.writing = true;
-      dst.async_wait(tcp::socket::wait_write, [self = shared_from_this(), dir](error_code ec) {
-        self->flow(dir).writing = false;
-        if (self->closing_) return;
-        if (ec) return self->close("write wait failed: " + ec.message(), true);
-        self->guarded([&] {
-          if (!self->drain_pipe(dir)) return;
-          // Bytes a middleware sent (on_open, a timer) while the pipe waited go after it.
-          if (!self->flow(dir).queue.empty()) self->write(dir);
-          self->read(dir);
-        });
-      });
+    if (would_block(err)) {
+      wait_writable(dir);
       return false;
     }
-    close(std::string("write to ") + (dir == Direction::upstream ? "upstream" : "client") +
-              " failed: " + system_message(err),
-          true);
+    write_failed(dir, err);
     return false;
   }
   last_activity_ = Clock::now();
@@ -263,16 +258,15 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
   std::size_t done = 0;
   if (f.queue.empty() && !f.writing && sink_ready(dir)) {
     // Nothing waits before it: write it straight away, and queue only what the socket refuses.
-    error_code ec;
-    done = sink(dir).write_some(asio::buffer(chunk.data(), chunk.size()), ec);
-    if (ec && !would_block(ec)) {
+    // (The read that brought it marked the activity.)
+    const ssize_t n = transmit(sink(dir), chunk.data(), chunk.size());
+    if (n < 0 && !would_block(errno)) {
+      const int err = errno;
       worker_.pool.give(std::move(chunk));
-      return close(std::string("write to ") + (dir == Direction::upstream ? "upstream" : "client") +
-                       " failed: " + ec.message(),
-                   true);
+      return write_failed(dir, err);
     }
+    done = n < 0 ? 0 : static_cast<std::size_t>(n);
     f.written += done;
-    last_activity_ = Clock::now();
     if (done == chunk.size()) return worker_.pool.give(std::move(chunk));
   }
   f.queued += chunk.size() - done;
@@ -293,26 +287,16 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
 // on from the completion handler. Gives each chunk back to the pool once written.
 void Channel::write(Direction dir) {
   Flow& f = flow(dir);
-  tcp::socket& dst = sink(dir);
+  Socket& dst = sink(dir);
   while (f.head < f.queue.size() && !closing_) {
     Chunk& c = f.queue[f.head];
-    error_code ec;
-    const std::size_t n =
-        dst.write_some(asio::buffer(c.data() + f.offset, c.size() - f.offset), ec);
-    if (would_block(ec)) {
-      f.writing = true;
-      dst.async_wait(tcp::socket::wait_write, [self = shared_from_this(), dir](error_code wec) {
-        self->flow(dir).writing = false;
-        if (self->closing_) return;
-        if (wec) return self->close("write wait failed: " + wec.message(), true);
-        self->guarded([&] { self->write(dir); });
-      });
+    const ssize_t sent = transmit(dst, c.data() + f.offset, c.size() - f.offset);
+    if (sent < 0) {
+      if (!would_block(errno)) return write_failed(dir, errno);
+      wait_writable(dir);
       break;
     }
-    if (ec) {
-      const char* to = dir == Direction::upstream ? "upstream" : "client";
-      return close(std::string("write to ") + to + " failed: " + ec.message(), true);
-    }
+    const auto n = static_cast<std::size_t>(sent);
     f.offset += n;
     f.written += n;
     f.queued -= n;
@@ -335,6 +319,28 @@ void Channel::write(Direction dir) {
   after_write(dir);
 }
 
+// The sink of `dir` refused bytes: go on (pipe first, then the queue) once it takes more.
+void Channel::wait_writable(Direction dir) {
+  flow(dir).writing = true;
+  sink(dir).async_wait(Socket::wait_write, [self = shared_from_this(), dir](error_code ec) {
+    Flow& f = self->flow(dir);
+    f.writing = false;
+    if (self->closing_) return;
+    if (ec) return self->close("write wait failed: " + ec.message(), true);
+    self->guarded([&] {
+      const bool piped = f.piped != 0;
+      if (piped && !self->drain_pipe(dir)) return;
+      // Bytes a middleware sent (from on_open, a timer) while the pipe waited go after it.
+      self->write(dir);
+      if (piped) self->read(dir);  // the pipe is empty: the source may fill it again
+    });
+  });
+}
+
+void Channel::write_failed(Direction dir, int err) {
+  close(std::string("write to ") + sink_of(dir) + " failed: " + system_message(err), true);
+}
+
 void Channel::after_write(Direction dir) {
   Flow& f = flow(dir);
   if (closing_) return;
@@ -350,7 +356,7 @@ void Channel::shut_sink(Direction dir) {
   if (f.shut) return;
   f.shut = true;
   error_code ec;
-  sink(dir).shutdown(tcp::socket::shutdown_send, ec);
+  sink(dir).shutdown(Socket::shutdown_send, ec);
   check_done();
 }
 
@@ -374,7 +380,7 @@ void Channel::set_upstream(std::string_view host_port) {
     throw std::logic_error("set_upstream: the upstream connect has already started");
   HostPort target = parse_host_port(host_port);
   if (target.port == 0) throw std::invalid_argument("set_upstream: port 0");
-  target_ = std::move(target);
+  target_ = std::make_unique<HostPort>(std::move(target));
   upstream_address_.clear();
 }
 
@@ -488,8 +494,8 @@ void Channel::close(std::string_view reason, bool reset) {
   }
   if (reset) {
     // An error mid-stream: make both peers see an abort (RST), not a clean end of data.
-    client_.set_option(tcp::socket::linger(true, 0), ec);
-    if (upstream_.is_open()) upstream_.set_option(tcp::socket::linger(true, 0), ec);
+    client_.set_option(Socket::linger(true, 0), ec);
+    if (upstream_.is_open()) upstream_.set_option(Socket::linger(true, 0), ec);
   }
   client_.close(ec);
   upstream_.close(ec);

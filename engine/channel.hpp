@@ -11,7 +11,6 @@
 // socket is readable, and the writer gives it back once written, so an idle channel holds no
 // buffer. The half-close is forwarded (shutdown of the sink's send side) after the last byte.
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,7 +28,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
                       private Pipeline::Host {
  public:
   // `peer` is the client's address as accept() returned it.
-  static void start(Worker& worker, boost::asio::ip::tcp::socket client,
+  static void start(Worker& worker, Socket client,
                     const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.
@@ -41,7 +40,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     self_.reset();
   }
 
-  Channel(Worker& worker, boost::asio::ip::tcp::socket client,
+  Channel(Worker& worker, Socket client,
           const boost::asio::ip::tcp::endpoint& peer, std::shared_ptr<const ListenerSpec> spec);
   ~Channel();
 
@@ -76,6 +75,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void begin_connect();
   void on_connect(const boost::system::error_code& ec);
   void write(Direction dir);
+  void wait_writable(Direction dir);
+  void write_failed(Direction dir, int err);
   void after_write(Direction dir);
   void shut_sink(Direction dir);
   void arm_timer();
@@ -94,10 +95,10 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   }
 
   Flow& flow(Direction d) { return flows_[d == Direction::upstream ? 0 : 1]; }
-  boost::asio::ip::tcp::socket& source(Direction d) {
+  Socket& source(Direction d) {
     return d == Direction::upstream ? client_ : upstream_;
   }
-  boost::asio::ip::tcp::socket& sink(Direction d) {
+  Socket& sink(Direction d) {
     return d == Direction::upstream ? upstream_ : client_;
   }
   bool sink_ready(Direction d) const {
@@ -130,16 +131,16 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   const bool blind_;    // no middleware needs the bytes: they skip the chain
   const bool splices_;  // ... and bulk goes through pipes
   std::uint64_t id_;
-  boost::asio::ip::tcp::socket client_;
-  boost::asio::ip::tcp::socket upstream_;
+  Socket client_;
+  Socket upstream_;
   boost::asio::ip::tcp::endpoint client_ep_;
   boost::asio::ip::tcp::endpoint upstream_ep_;  // once connected
   // Formatted on first use only: most channels never need their addresses as text.
   mutable std::string client_address_;
   mutable std::string upstream_address_;
-  std::optional<HostPort> target_;  // set_upstream's; else the listener's upstream
+  std::unique_ptr<HostPort> target_;  // set_upstream's; else the listener's upstream
   const HostPort* upstream_target() const {
-    return target_ ? &*target_ : spec_->config.upstream ? &*spec_->config.upstream : nullptr;
+    return target_ ? target_.get() : spec_->config.upstream ? &*spec_->config.upstream : nullptr;
   }
   Connect connect_ = Connect::none;
   bool opening_ = false;
@@ -152,8 +153,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   Clock::time_point last_activity_;
   Clock::time_point connect_deadline_;
   // One timer for the engine's deadlines (connect, idle): whichever comes first.
-  boost::asio::steady_timer timer_;
-  std::map<TimerId, boost::asio::steady_timer> timers_;  // the middlewares' (empty: no memory)
+  Timer timer_;
+  std::map<TimerId, Timer> timers_;  // the middlewares' (empty: no memory)
   TimerId last_timer_ = 0;
   Flow flows_[2];
   Pipeline pipeline_;  // last: destroyed first, while everything it may call still exists

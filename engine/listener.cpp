@@ -81,7 +81,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per channel
   for (;;) {
-    auto [ec, socket] = co_await a->acceptor.async_accept(peer, use_tuple);
+    auto [ec, socket] = co_await a->acceptor.async_accept(a->worker.io, peer, use_tuple);
     if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
     if (ec) {
       // Out of file descriptors (or a transient error): back off instead of spinning; the

@@ -106,6 +106,7 @@ class Pipeline {
   void open(std::span<const Stage> stages) {
     slots_.reserve(2 * stages.size());  // upper bound: Slots are Contexts, they must not move
     std::vector<std::pair<MiddlewareFactory*, std::size_t>> layers;  // factory, client-side slot
+    std::vector<std::unique_ptr<Middleware>> edges;
     for (const Stage& st : stages) {
       slots_.emplace_back(*this, st.type);
       Slot& s = slots_.back();
@@ -118,7 +119,7 @@ class Pipeline {
       if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); })) break;
       if (edge) {
         s.takes_empty[index(Direction::downstream)] = true;  // the messages it encodes
-        edges_.push_back(std::move(edge));
+        edges.push_back(std::move(edge));
         layers.emplace_back(st.factory, slots_.size() - 1);
       }
     }
@@ -128,21 +129,20 @@ class Pipeline {
       slots_.back().in_layer = i > 0;
       slots_.back().takes_empty[index(Direction::upstream)] = true;
       slots_.back().takes_empty[index(Direction::downstream)] = i > 0;
-      slots_.back().middleware = std::move(edges_[i]);
+      slots_.back().middleware = std::move(edges[i]);
     }
-    edges_.clear();
-    opening_ = true;
+    std::vector<Sent> sent;
+    sent_during_open_ = &sent;
     for (Slot& s : slots_) {
       if (closed_) break;
       guard(s, "on_open", [&] { s.middleware->on_open(s); });
     }
-    opening_ = false;
+    sent_during_open_ = nullptr;
     // Bytes sent from on_open reach the middlewares after the sender once every on_open ran.
-    for (Sent& sent : sent_during_open_) {
+    for (Sent& one : sent) {
       if (closed_) break;
-      deliver(sent.dir, sent.from + 1, std::move(sent.chunk));
+      deliver(one.dir, one.from + 1, std::move(one.chunk));
     }
-    sent_during_open_.clear();
   }
 
   // The upstream connection is established.
@@ -320,8 +320,8 @@ class Pipeline {
     if (closed_ || (bytes.empty() && !carries_empty(dir, pos))) return;
     Chunk c = pool_.take();
     c.assign(bytes);
-    if (opening_) {
-      sent_during_open_.push_back({dir, pos, std::move(c)});
+    if (sent_during_open_) {
+      sent_during_open_->push_back({dir, pos, std::move(c)});
       return;
     }
     deliver(dir, pos + 1, std::move(c));
@@ -366,10 +366,7 @@ class Pipeline {
     std::size_t from;  // position of the sender in dir's order
     Chunk chunk;
   };
-  // Only while open() runs:
-  std::vector<std::unique_ptr<Middleware>> edges_;
-  std::vector<Sent> sent_during_open_;
-  bool opening_ = false;
+  std::vector<Sent>* sent_during_open_ = nullptr;  // open()'s, while it runs on_open
   std::size_t holding_[2] = {0, 0};
   bool closed_ = false;
 };
