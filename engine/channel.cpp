@@ -185,6 +185,7 @@ Channel::Step Channel::splice_round(Direction dir) {
                              f.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   if (n > 0) {
     f.read += static_cast<std::size_t>(n);
+    f.spliced += static_cast<std::size_t>(n);
     f.piped = static_cast<std::size_t>(n);
     f.bulk = static_cast<std::size_t>(n) >= bulk_read;
     last_activity_ = Clock::now();
@@ -530,9 +531,13 @@ void Channel::finish() {
   const auto level = clean ? spdlog::level::debug : spdlog::level::info;
   if (spdlog::should_log(level)) {
     const auto upstream = upstream_address();
-    spdlog::log(level, "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down)", id_,
+    const std::string zero_copy =
+        up.spliced || down.spliced ? fmt::format(", zero-copy {} B up, {} B down", up.spliced,
+                                                 down.spliced)
+                                   : std::string();
+    spdlog::log(level, "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down{})", id_,
                 spec_->config.name, reason_, client_address(), upstream.empty() ? "-" : upstream,
-                up.read, down.read);
+                up.read, down.read, zero_copy);
   }
   unlink();
   self_.reset();  // the handlers still pending (cancelled waits) hold the rest

@@ -59,7 +59,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     bool bulk = false;  // the last read was large: the next one splices (if the chain allows)
     Pipe pipe;          // held only while a bulk transfer is in flight
     std::size_t piped = 0;  // bytes in the pipe, not yet taken by the sink
-    std::uint64_t read = 0, written = 0;
+    std::uint64_t read = 0, written = 0, spliced = 0;
     bool done() const { return source_done && shut; }
   };
   enum class Step : std::uint8_t { more, stop, parked };

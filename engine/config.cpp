@@ -66,6 +66,8 @@ Config parse_config(const nlohmann::json& root, std::string source,
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   c.workers = o.get<unsigned>("workers", cores);
   if (c.workers == 0 || c.workers > 1024) o.fail("workers", "expected 1 to 1024");
+  c.max_pipes = o.get<unsigned>("max_pipes", c.max_pipes);
+  if (c.max_pipes > 4096) o.fail("max_pipes", "expected 0 to 4096");
   const auto dirs = o.get<std::vector<std::string>>("plugin_dirs", {});
   for (const auto& d : dirs) {
     std::filesystem::path p(d);

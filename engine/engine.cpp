@@ -20,11 +20,11 @@ std::string chain_of(const ListenerSpec& spec) {
   return "[" + out + "]";
 }
 
-void log_listening(const Listener& l) {
+void log_listening(const Listener& l, const Config& config) {
   const auto& c = l.spec().config;
   spdlog::info("listener {}: listening on {} -> {} {}{}", c.name, to_string(l.address()),
                c.upstream ? c.upstream->str() : "(set by middleware)", chain_of(l.spec()),
-               l.spec().splices() ? ", bulk transfers zero-copy (splice)" : "");
+               l.spec().splices() && config.max_pipes ? ", bulk transfers zero-copy (splice)" : "");
 }
 
 }  // namespace
@@ -38,7 +38,7 @@ Worker::~Worker() {
 Engine::Engine(Runtime runtime, Extensions& extensions, Reload reload)
     : runtime_(std::move(runtime)), extensions_(extensions), reload_(std::move(reload)) {
   for (unsigned i = 0; i < runtime_.config.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i));
+    workers_.push_back(std::make_unique<Worker>(i, runtime_.config.max_pipes));
 }
 
 Engine::~Engine() {
@@ -108,9 +108,12 @@ void Engine::reload() {
     next = reload_();
     if (next.config.workers != runtime_.config.workers)
       spdlog::warn("reload: \"workers\" changes take effect at the next start");
+    if (next.config.max_pipes != runtime_.config.max_pipes)
+      spdlog::warn("reload: \"max_pipes\" changes take effect at the next start");
     if (next.config.extensions != extensions_.source)
       spdlog::warn("reload: \"extensions\" changes take effect at the next start");
     next.config.workers = runtime_.config.workers;
+    next.config.max_pipes = runtime_.config.max_pipes;
     auto old = std::move(listeners_);
     try {
       listeners_ = bind_all(next, old);
@@ -127,7 +130,7 @@ void Engine::reload() {
   }
   for (auto& l : listeners_) {
     l->start();  // a reused listener is already accepting; start() only runs new loops
-    log_listening(*l);
+    log_listening(*l, runtime_.config);
   }
   runtime_ = std::move(next);
   spdlog::info("reload done: {} listener(s)", listeners_.size());
@@ -154,7 +157,7 @@ int Engine::run() {
   extensions_.start();
   for (auto& l : listeners_) {
     l->start();
-    log_listening(*l);
+    log_listening(*l, runtime_.config);
   }
   spdlog::info("sluice ready: {} listener(s), {} worker(s)", listeners_.size(), workers_.size());
 

@@ -7,6 +7,7 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <algorithm>
 #include <chrono>
 #include <boost/intrusive/list.hpp>
 #include <thread>
@@ -29,7 +30,7 @@ using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                                 boost::asio::io_context::executor_type>;
 
 struct Worker {
-  explicit Worker(unsigned i) : index(i) {}
+  Worker(unsigned i, unsigned max_pipes) : index(i), pipes(max_pipes, std::min(max_pipes, 8u)) {}
   ~Worker();  // where Channel is complete
   unsigned index;
   // Declared before io: destroying io destroys pending handlers, which may own channels, and

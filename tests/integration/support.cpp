@@ -697,4 +697,53 @@ std::string sha256_hex(std::string_view data) {
   return h.hex();
 }
 
+EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
+  EchoTransfer r;
+  try {
+    Socket s = Socket::connect(port);
+    s.set_timeout(120s);
+    std::string writer_error;
+    std::thread writer([&] {
+      try {
+        Sha256 h;
+        std::string block(128 * 1024, '\0');
+        std::uint64_t sizes = seed;
+        while (r.sent < bytes) {
+          sizes = sizes * 6364136223846793005ull + 1442695040888963407ull;
+          const std::size_t n =
+              std::min<std::size_t>(1 + (sizes >> 33) % block.size(), bytes - r.sent);
+          pattern_fill(seed, r.sent, block.data(), n);
+          const std::string_view piece(block.data(), n);
+          h.update(piece);
+          if (!s.send_all(piece)) {
+            writer_error = "send failed after " + std::to_string(r.sent) +
+                           " bytes: " + std::strerror(s.last_error());
+            break;
+          }
+          r.sent += n;
+        }
+        r.sent_sha = h.hex();
+        s.shutdown_write();
+      } catch (const std::exception& e) {
+        writer_error = e.what();
+      }
+    });
+    Sha256 h;
+    std::string buf(64 * 1024, '\0');
+    for (;;) {
+      std::size_t n = 0;
+      r.end = s.recv_some(buf.data(), buf.size(), n);
+      if (r.end != End::data) break;
+      h.update(std::string_view(buf.data(), n));
+      r.received += n;
+    }
+    r.received_sha = h.hex();
+    writer.join();
+    if (!writer_error.empty()) r.error = "writer: " + writer_error;
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  return r;
+}
+
 }  // namespace it

@@ -283,6 +283,19 @@ class Sha256 {
  private:
   void* ctx_;
 };
+
+// What one echo_transfer saw.
+struct EchoTransfer {
+  std::string sent_sha, received_sha;
+  std::size_t sent = 0, received = 0;
+  End end = End::data;
+  std::string error;  // "" unless a send, a connect or the reader failed
+};
+// One channel through an echo upstream: a writer thread sends `bytes` of pattern_fill(seed)
+// in pieces of varying size, then half-closes, while this thread reads the echo until the
+// stream ends. Byte integrity holds when received == sent and the two SHA-256 agree.
+EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed);
+
 std::string sha256_hex(std::string_view data);
 
 }  // namespace it

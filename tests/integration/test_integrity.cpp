@@ -18,67 +18,11 @@ namespace {
 constexpr std::size_t kChannels = 16;
 constexpr std::size_t kBytes = 8u << 20;
 
-struct ChannelResult {
-  std::string sent_sha, received_sha;
-  std::size_t sent = 0, received = 0;
-  End end = End::data;
-  std::string error;
-};
-
-// One channel: a writer thread sends kBytes in chunks of varying size, then half-closes; this
-// thread reads the echo concurrently until the stream ends.
-void run_channel(std::uint16_t port, std::uint64_t seed, ChannelResult& r) {
-  try {
-    Socket s = Socket::connect(port);
-    s.set_timeout(120s);
-    std::string writer_error;
-    std::thread writer([&] {
-      try {
-        Sha256 h;
-        std::string block(128 * 1024, '\0');
-        std::uint64_t sizes = seed;
-        while (r.sent < kBytes) {
-          sizes = sizes * 6364136223846793005ull + 1442695040888963407ull;
-          const std::size_t n =
-              std::min<std::size_t>(1 + (sizes >> 33) % block.size(), kBytes - r.sent);
-          pattern_fill(seed, r.sent, block.data(), n);
-          const std::string_view piece(block.data(), n);
-          h.update(piece);
-          if (!s.send_all(piece)) {
-            writer_error = "send failed after " + std::to_string(r.sent) +
-                           " bytes: " + std::strerror(s.last_error());
-            break;
-          }
-          r.sent += n;
-        }
-        r.sent_sha = h.hex();
-        s.shutdown_write();
-      } catch (const std::exception& e) {
-        writer_error = e.what();
-      }
-    });
-    Sha256 h;
-    std::string buf(64 * 1024, '\0');
-    for (;;) {
-      std::size_t n = 0;
-      r.end = s.recv_some(buf.data(), buf.size(), n);
-      if (r.end != End::data) break;
-      h.update(std::string_view(buf.data(), n));
-      r.received += n;
-    }
-    r.received_sha = h.hex();
-    writer.join();
-    if (!writer_error.empty()) r.error = "writer: " + writer_error;
-  } catch (const std::exception& e) {
-    r.error = e.what();
-  }
-}
-
 void run_all_channels(std::uint16_t port) {
-  std::vector<ChannelResult> results(kChannels);
+  std::vector<EchoTransfer> results(kChannels);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < kChannels; ++i)
-    threads.emplace_back(run_channel, port, 1000 + i, std::ref(results[i]));
+    threads.emplace_back([&, i] { results[i] = echo_transfer(port, kBytes, 1000 + i); });
   for (auto& t : threads) t.join();
   for (std::size_t i = 0; i < kChannels; ++i) {
     const auto& r = results[i];

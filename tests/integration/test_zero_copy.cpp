@@ -1,0 +1,182 @@
+// The zero-copy path: a listener whose chain needs no bytes (none, or only byte-blind middlewares
+// such as access-log) moves bulk transfers with splice(2), says so at start-up and in each
+// channel's close line, and keeps every byte; a chain that sees bytes, or "splice": false, never
+// splices; the pipes come from a bounded pool however many channels are busy.
+#define BOOST_TEST_MODULE zero_copy
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace it;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kBulk = 16u << 20;
+constexpr char kZeroCopy[] = "bulk transfers zero-copy (splice)";
+
+struct Proxy {
+  TempDir dir;
+  std::unique_ptr<Server> echo = echo_server();
+  std::uint16_t port = free_port();
+  std::unique_ptr<Sluice> sluice;
+
+  explicit Proxy(json listener_extra, json top_extra = json::object()) {
+    json l = {{"name", "zc"}, {"listen", loopback(port)}, {"upstream", echo->address()}};
+    l.update(listener_extra);
+    json config = {{"workers", 1}, {"listeners", {l}}};
+    config.update(top_extra);
+    write_json(dir.file("proxy.json"), config);
+    sluice = Sluice::run_config(dir.file("proxy.json"), {"--log-level", "debug"});
+  }
+};
+
+void expect_intact(const EchoTransfer& r, std::size_t bytes) {
+  BOOST_TEST(r.error == "");
+  BOOST_TEST(r.sent == bytes);
+  BOOST_TEST(r.received == bytes);
+  BOOST_TEST(std::string(to_string(r.end)) == "EOF");
+  BOOST_TEST(r.received_sha == r.sent_sha);
+}
+
+// The close lines of the log, in order.
+std::vector<std::string> close_lines(const Sluice& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s.log());
+  for (std::string line; std::getline(in, line);)
+    if (line.find(" zc: closed: ") != std::string::npos) out.push_back(line);
+  return out;
+}
+
+// The zero-copy byte counts of a close line, or {0, 0} if it has none.
+std::pair<std::uint64_t, std::uint64_t> spliced(const std::string& close_line) {
+  static const std::regex re(R"(zero-copy (\d+) B up, (\d+) B down)");
+  std::smatch m;
+  if (!std::regex_search(close_line, m, re)) return {0, 0};
+  return {std::stoull(m[1]), std::stoull(m[2])};
+}
+
+std::size_t open_pipes(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code lec;
+    const auto target = std::filesystem::read_symlink(e.path(), lec);
+    if (!lec && target.string().rfind("pipe:", 0) == 0) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(empty_chain_splices_bulk_and_copies_small_messages) {
+  Proxy p(json::object());
+  BOOST_TEST(p.sluice->log().find(kZeroCopy) != std::string::npos, p.sluice->log());
+  expect_intact(echo_transfer(p.port, kBulk, 7), kBulk);
+  {
+    Socket s = Socket::connect(p.port);
+    BOOST_TEST(roundtrip(s, "ping") == "ping");
+  }
+  BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: ", kWait, 2));
+  const auto lines = close_lines(*p.sluice);
+  BOOST_REQUIRE(lines.size() == 2u);
+  const auto [up, down] = spliced(lines[0]);
+  BOOST_TEST_CONTEXT(lines[0]) {
+    // Most of it: only the reads before a transfer looks like bulk are copied.
+    BOOST_TEST(up > kBulk / 2);
+    BOOST_TEST(down > kBulk / 2);
+    BOOST_TEST(up <= kBulk);
+    BOOST_TEST(down <= kBulk);
+  }
+  BOOST_TEST(spliced(lines[1]).first == 0u, lines[1]);
+  BOOST_TEST(p.sluice->stop() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(max_pipes_0_turns_splice_off) {
+  Proxy p(json::object(), {{"max_pipes", 0}});
+  expect_intact(echo_transfer(p.port, kBulk, 10), kBulk);
+  BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: "));
+  BOOST_TEST(spliced(close_lines(*p.sluice).at(0)).first == 0u);
+  BOOST_TEST(p.sluice->stop() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(byte_blind_access_log_keeps_zero_copy_and_counts) {
+  TempDir logs;
+  const auto access_log = logs.file("access.log");
+  Proxy p(json{{"middlewares", {{{"type", "access-log"}, {"path", access_log.string()}}}}});
+  BOOST_TEST(p.sluice->log().find(kZeroCopy) != std::string::npos, p.sluice->log());
+  expect_intact(echo_transfer(p.port, kBulk, 8), kBulk);
+  BOOST_REQUIRE(wait_until([&] { return read_lines(access_log).size() == 1; }, kWait));
+  const json j = json::parse(read_lines(access_log)[0]);
+  BOOST_TEST(j.value("bytes_from_client", 0ull) == kBulk);
+  BOOST_TEST(j.value("bytes_to_upstream", 0ull) == kBulk);
+  BOOST_TEST(j.value("bytes_from_upstream", 0ull) == kBulk);
+  BOOST_TEST(j.value("bytes_to_client", 0ull) == kBulk);
+  BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: "));
+  BOOST_TEST(spliced(close_lines(*p.sluice).at(0)).first > kBulk / 2);
+  BOOST_TEST(p.sluice->stop() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_chain_that_sees_bytes_or_splice_false_never_splices) {
+  for (const json& extra : {json{{"middlewares", {{{"type", "pass"}}}}}, json{{"splice", false}}}) {
+    BOOST_TEST_CONTEXT(extra.dump()) {
+      Proxy p(extra);
+      BOOST_TEST(p.sluice->log().find(kZeroCopy) == std::string::npos, p.sluice->log());
+      expect_intact(echo_transfer(p.port, kBulk, 9), kBulk);
+      BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: "));
+      const auto line = close_lines(*p.sluice).at(0);
+      BOOST_TEST(line.find("zero-copy") == std::string::npos, line);
+      BOOST_TEST(p.sluice->stop() == 0);
+    }
+  }
+}
+
+// 24 bulk channels at once on one worker with max_pipes 3: most directions read buffered while
+// the pool is empty; every byte still arrives, and no more than 3 pipes are ever open.
+BOOST_AUTO_TEST_CASE(pipes_come_from_a_bounded_pool) {
+  constexpr std::size_t kChannels = 24, kBytes = 4u << 20;
+  constexpr std::size_t kMaxPipes = 3, kMaxFree = 3;  // the free list keeps min(8, max_pipes)
+  Proxy p(json::object(), {{"max_pipes", kMaxPipes}});
+  const pid_t pid = p.sluice->process().pid();
+  const std::size_t before = open_pipes(pid);  // Asio's signal handling has a pipe of its own
+  std::atomic<bool> done{false};
+  std::size_t most = 0;
+  std::thread sampler([&] {
+    while (!done) {
+      most = std::max(most, open_pipes(pid));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  std::vector<EchoTransfer> results(kChannels);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < kChannels; ++i)
+    threads.emplace_back([&, i] { results[i] = echo_transfer(p.port, kBytes, 100 + i); });
+  for (auto& t : threads) t.join();
+  done = true;
+  sampler.join();
+  for (std::size_t i = 0; i < kChannels; ++i) BOOST_TEST_CONTEXT("channel " << i) {
+      expect_intact(results[i], kBytes);
+    }
+  BOOST_TEST_MESSAGE("pipe descriptors open at most: " << most - before);
+  BOOST_TEST(most > before, "no pipe was ever open: nothing was spliced");
+  BOOST_TEST(most - before <= 2 * kMaxPipes, "two descriptors per pipe");
+  BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: ", kWait, kChannels));
+  // Once idle, only the free list stays open.
+  BOOST_TEST(open_pipes(pid) - before <= 2 * kMaxFree);
+  std::uint64_t copied = 0, zero_copy = 0;
+  for (const auto& line : close_lines(*p.sluice)) {
+    const auto [up, down] = spliced(line);
+    zero_copy += up + down;
+  }
+  copied = 2 * kChannels * kBytes - zero_copy;
+  BOOST_TEST_MESSAGE("zero-copy " << zero_copy << " B, copied " << copied << " B");
+  BOOST_TEST(zero_copy > 0u);
+  BOOST_TEST(copied > kBytes, "with the pool empty, channels read buffered");
+  BOOST_TEST(p.sluice->stop() == 0);
+}
