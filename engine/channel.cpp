@@ -45,9 +45,15 @@ bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 // A fast source and a fast sink never block: after this many reads in a row a direction lets the
 // worker's other channels run.
 constexpr int read_burst = 16;
-// A read at least this large marks a bulk transfer: where the chain allows, the next read of that
-// direction splices. Smaller reads (request/response traffic) are cheaper copied.
+// A read at least this large marks a bulk transfer: where the chain allows, the next reads of that
+// direction splice, until one is smaller than a page (request/response traffic, cheaper copied).
+// Between the two the direction keeps its mode, so a loaded machine's uneven reads don't flip it.
 constexpr std::size_t bulk_read = 16 * 1024;
+constexpr std::size_t small_read = 4 * 1024;
+
+bool still_bulk(bool bulk, std::size_t n) {
+  return n >= bulk_read || (bulk && n >= small_read);
+}
 
 std::string system_message(int err) {
   return std::system_category().message(err);
@@ -148,7 +154,7 @@ void Channel::read(Direction dir) {
     const auto n = static_cast<std::size_t>(got);
     chunk.resize(n);
     f.read += n;
-    f.bulk = splices_ && n >= bulk_read;
+    f.bulk = splices_ && still_bulk(f.bulk, n);
     last_activity_ = Clock::now();
     if (blind_)
       emit(dir, std::move(chunk));
@@ -187,7 +193,7 @@ Channel::Step Channel::splice_round(Direction dir) {
     f.read += static_cast<std::size_t>(n);
     f.spliced += static_cast<std::size_t>(n);
     f.piped = static_cast<std::size_t>(n);
-    f.bulk = static_cast<std::size_t>(n) >= bulk_read;
+    f.bulk = still_bulk(f.bulk, static_cast<std::size_t>(n));
     last_activity_ = Clock::now();
     return drain_pipe(dir) ? Step::more : Step::stop;
   }

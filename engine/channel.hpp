@@ -56,7 +56,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     bool source_done = false;
     bool end_emitted = false;  // the chain passed the half-close: shut down after the queue
     bool shut = false;
-    bool bulk = false;  // the last read was large: the next one splices (if the chain allows)
+    bool bulk = false;  // reads are large: the next one splices (if the chain allows)
     Pipe pipe;          // held only while a bulk transfer is in flight
     std::size_t piped = 0;  // bytes in the pipe, not yet taken by the sink
     std::uint64_t read = 0, written = 0, spliced = 0;
