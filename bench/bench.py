@@ -50,14 +50,15 @@ BUILD_PACKAGES = ["g++", "cmake", "ninja-build"]
 PASS_THROUGH_TYPES = ["pass", "passthrough", "pass-through", "noop", "nop", "identity"]
 NEVER = {"type": "replace", "from": "\u007fnever\u0000", "to": "x"}
 
-CONTENDERS = ["direct", "haproxy", "nginx", "sluice", "sluice-8mw", "sluice-hexdump",
-              "sluice-capture"]
+CONTENDERS = ["direct", "haproxy", "nginx", "sluice", "sluice-copy", "sluice-8mw",
+              "sluice-hexdump", "sluice-capture"]
 PEERS = ["haproxy", "nginx"]
 LABELS = {
     "direct": "direct (no proxy)",
     "haproxy": "HAProxy, mode tcp",
     "nginx": "nginx stream",
     "sluice": "sluice, empty chain",
+    "sluice-copy": "sluice, empty chain, splice off",
     "sluice-8mw": "sluice, 8 pass-through middlewares",
     "sluice-hexdump": "sluice, hexdump max_bytes 0",
     "sluice-capture": "sluice, capture snaplen 96",
@@ -330,15 +331,16 @@ def sluice_middlewares(name, env, workdir):
 
 
 def sluice_config(name, port, upstream, workers, env, workdir):
-    return json.dumps({
-        "workers": workers,
-        "listeners": [{
-            "name": "bench",
-            "listen": f"{HOST}:{port}",
-            "upstream": f"{HOST}:{upstream}",
-            "middlewares": sluice_middlewares(name, env, workdir),
-        }],
-    }, indent=2) + "\n"
+    listener = {
+        "name": "bench",
+        "listen": f"{HOST}:{port}",
+        "upstream": f"{HOST}:{upstream}",
+        "middlewares": sluice_middlewares(name, env, workdir),
+    }
+    if name == "sluice-copy":
+        # The buffered data path with nothing in the chain: what the middleware rows add to.
+        listener["splice"] = False
+    return json.dumps({"workers": workers, "listeners": [listener]}, indent=2) + "\n"
 
 
 def start_proxy(name, upstream, env, tmp, workers=2, valgrind_out=None):
