@@ -118,10 +118,15 @@ void Channel::read(Direction dir) {
   if (dir == Direction::downstream && connect_ != Connect::connected) return;
   Socket& src = source(dir);
   f.reading = true;
+  bool drained = false;  // the last read took less than it could: the socket was empty then
   for (int burst = 0;; ++burst) {
     if (closing_ || f.source_done) break;
     if (f.queued >= spec_->config.high_watermark) f.full = true;
     if (f.full || f.piped || pipeline_.holding(dir)) break;
+    // No read to EAGAIN after a short one: parking re-arms the socket in epoll (Asio's reactor
+    // does EPOLL_CTL_MOD for a wait), which reports it at once if bytes or the FIN came since.
+    // One recv less per message of request/response traffic.
+    if (drained) return park(dir);
     if (burst == read_burst) {
       asio::post(worker_.io, [self = shared_from_this(), dir] {
         self->flow(dir).reading = false;
@@ -152,6 +157,7 @@ void Channel::read(Direction dir) {
       break;
     }
     const auto n = static_cast<std::size_t>(got);
+    drained = n < chunk.capacity();
     chunk.resize(n);
     f.read += n;
     f.bulk = splices_ && still_bulk(f.bulk, n);
