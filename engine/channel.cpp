@@ -23,8 +23,12 @@ std::string describe(Clock::duration d) {
   return ms % 1000 ? std::to_string(ms) + "ms" : std::to_string(ms / 1000) + "s";
 }
 
-const char* side_of(Direction dir) { return dir == Direction::upstream ? "client" : "upstream"; }
-const char* sink_of(Direction dir) { return dir == Direction::upstream ? "upstream" : "client"; }
+const char* side_of(Direction dir) {
+  return dir == Direction::upstream ? "client" : "upstream";
+}
+const char* sink_of(Direction dir) {
+  return dir == Direction::upstream ? "upstream" : "client";
+}
 
 // The data path calls recv/send itself: Asio's wrappers cost an error_code round trip per call.
 // Both return -1 with errno EAGAIN when the socket has nothing to give or no room.
@@ -40,7 +44,9 @@ ssize_t transmit(Socket& s, const char* p, std::size_t n) {
   while (r < 0 && errno == EINTR);
   return r;
 }
-bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
 
 // A fast source and a fast sink never block: after this many reads in a row a direction lets the
 // worker's other channels run.
@@ -417,25 +423,23 @@ void Channel::begin_connect() {
   auto self = shared_from_this();
   if (target->endpoint) {
     upstream_ep_ = *target->endpoint;
-    upstream_.async_connect(upstream_ep_, [self](error_code ec) {
-      self->guarded([&] { self->on_connect(ec); });
-    });
+    upstream_.async_connect(
+        upstream_ep_, [self](error_code ec) { self->guarded([&] { self->on_connect(ec); }); });
     return;
   }
   // A host name: looked up on Asio's resolver thread. The lookup cannot be cancelled, so the
   // connect deadline is the channel's own timer, which closes the channel without waiting for it.
   auto resolver = std::make_shared<tcp::resolver>(worker_.io);
-  resolver->async_resolve(
-      target->host, std::to_string(target->port),
-      [self, resolver](error_code ec, tcp::resolver::results_type results) {
-        if (self->closing_) return;
-        if (ec) return self->guarded([&] { self->on_connect(ec); });
-        asio::async_connect(self->upstream_, results,
-                            [self](error_code cec, const tcp::endpoint& ep) {
-                              self->upstream_ep_ = ep;
-                              self->guarded([&] { self->on_connect(cec); });
-                            });
-      });
+  resolver->async_resolve(target->host, std::to_string(target->port),
+                          [self, resolver](error_code ec, tcp::resolver::results_type results) {
+                            if (self->closing_) return;
+                            if (ec) return self->guarded([&] { self->on_connect(ec); });
+                            asio::async_connect(self->upstream_, results,
+                                                [self](error_code cec, const tcp::endpoint& ep) {
+                                                  self->upstream_ep_ = ep;
+                                                  self->guarded([&] { self->on_connect(cec); });
+                                                });
+                          });
 }
 
 void Channel::on_connect(const error_code& failed) {
@@ -544,9 +548,9 @@ void Channel::finish() {
   if (spdlog::should_log(level)) {
     const auto upstream = upstream_address();
     const std::string zero_copy =
-        up.spliced || down.spliced ? fmt::format(", zero-copy {} B up, {} B down", up.spliced,
-                                                 down.spliced)
-                                   : std::string();
+        up.spliced || down.spliced
+            ? fmt::format(", zero-copy {} B up, {} B down", up.spliced, down.spliced)
+            : std::string();
     spdlog::log(level, "ch{} {}: closed: {} (client {} -> {}: {} B up, {} B down{})", id_,
                 spec_->config.name, reason_, client_address(), upstream.empty() ? "-" : upstream,
                 up.read, down.read, zero_copy);

@@ -28,8 +28,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
                       private Pipeline::Host {
  public:
   // `peer` is the client's address as accept() returned it.
-  static void start(Worker& worker, Socket client,
-                    const boost::asio::ip::tcp::endpoint& peer,
+  static void start(Worker& worker, Socket client, const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.
   void abort(std::string_view reason) { close(reason, false); }
@@ -40,8 +39,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     self_.reset();
   }
 
-  Channel(Worker& worker, Socket client,
-          const boost::asio::ip::tcp::endpoint& peer, std::shared_ptr<const ListenerSpec> spec);
+  Channel(Worker& worker, Socket client, const boost::asio::ip::tcp::endpoint& peer,
+          std::shared_ptr<const ListenerSpec> spec);
   ~Channel();
 
  private:
@@ -56,8 +55,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
     bool source_done = false;
     bool end_emitted = false;  // the chain passed the half-close: shut down after the queue
     bool shut = false;
-    bool bulk = false;  // reads are large: the next one splices (if the chain allows)
-    Pipe pipe;          // held only while a bulk transfer is in flight
+    bool bulk = false;      // reads are large: the next one splices (if the chain allows)
+    Pipe pipe;              // held only while a bulk transfer is in flight
     std::size_t piped = 0;  // bytes in the pipe, not yet taken by the sink
     std::uint64_t read = 0, written = 0, spliced = 0;
     bool done() const { return source_done && shut; }
@@ -95,12 +94,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   }
 
   Flow& flow(Direction d) { return flows_[d == Direction::upstream ? 0 : 1]; }
-  Socket& source(Direction d) {
-    return d == Direction::upstream ? client_ : upstream_;
-  }
-  Socket& sink(Direction d) {
-    return d == Direction::upstream ? upstream_ : client_;
-  }
+  Socket& source(Direction d) { return d == Direction::upstream ? client_ : upstream_; }
+  Socket& sink(Direction d) { return d == Direction::upstream ? upstream_ : client_; }
   bool sink_ready(Direction d) const {
     return d == Direction::downstream || connect_ == Connect::connected;
   }
@@ -128,8 +123,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   std::shared_ptr<const ListenerSpec> spec_;  // first: outlives the middlewares it made
   Worker& worker_;
   std::shared_ptr<Channel> self_;  // alive until finish(), whatever is pending
-  const bool blind_;    // no middleware needs the bytes: they skip the chain
-  const bool splices_;  // ... and bulk goes through pipes
+  const bool blind_;               // no middleware needs the bytes: they skip the chain
+  const bool splices_;             // ... and bulk goes through pipes
   std::uint64_t id_;
   Socket client_;
   Socket upstream_;

@@ -35,8 +35,7 @@ class Pipe {
 class PipePool {
  public:
   // At most `max_open` pipes exist at once (in use or free); at most `max_free` wait unused.
-  PipePool(std::size_t max_open, std::size_t max_free)
-      : max_open_(max_open), max_free_(max_free) {}
+  PipePool(std::size_t max_open, std::size_t max_free) : max_open_(max_open), max_free_(max_free) {}
   // An empty pipe, or a null one when the pool is exhausted or the kernel refuses.
   Pipe take();
   // `empty`: no byte left in it, so it can serve another transfer; otherwise it is closed.

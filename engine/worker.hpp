@@ -1,15 +1,15 @@
 #pragma once
 // Worker: one thread running one io_context. A channel is created on a worker by the acceptor
 // of that worker and stays there for its whole life, so nothing in a channel needs a lock.
+#include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <algorithm>
-#include <chrono>
 #include <boost/intrusive/list.hpp>
+#include <chrono>
 #include <thread>
 
 #include "pipe.hpp"
@@ -23,8 +23,8 @@ using ChannelHook =
 
 // A worker's sockets and timers name the io_context's own executor, not the type-erased
 // any_io_executor: a smaller object and no dynamic dispatch per operation.
-using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
-                                                boost::asio::io_context::executor_type>;
+using Socket =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
 using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                                 boost::asio::wait_traits<std::chrono::steady_clock>,
                                                 boost::asio::io_context::executor_type>;
