@@ -746,4 +746,14 @@ EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t 
   return r;
 }
 
+std::string echo_problem(const EchoTransfer& r, std::size_t bytes) {
+  if (!r.error.empty()) return r.error;
+  if (r.sent != bytes) return "sent " + std::to_string(r.sent) + " of " + std::to_string(bytes);
+  if (r.received != bytes)
+    return "received " + std::to_string(r.received) + " of " + std::to_string(bytes);
+  if (r.end != End::eof) return std::string("ended with ") + to_string(r.end) + ", not EOF";
+  if (r.received_sha != r.sent_sha) return "the bytes came back changed (SHA-256)";
+  return "";
+}
+
 }  // namespace it

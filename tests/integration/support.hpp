@@ -295,6 +295,8 @@ struct EchoTransfer {
 // in pieces of varying size, then half-closes, while this thread reads the echo until the
 // stream ends. Byte integrity holds when received == sent and the two SHA-256 agree.
 EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed);
+// "" when `r` sent `bytes` and got every one back unchanged up to EOF; otherwise what differs.
+std::string echo_problem(const EchoTransfer& r, std::size_t bytes);
 
 std::string sha256_hex(std::string_view data);
 

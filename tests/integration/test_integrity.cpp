@@ -24,16 +24,8 @@ void run_all_channels(std::uint16_t port) {
   for (std::size_t i = 0; i < kChannels; ++i)
     threads.emplace_back([&, i] { results[i] = echo_transfer(port, kBytes, 1000 + i); });
   for (auto& t : threads) t.join();
-  for (std::size_t i = 0; i < kChannels; ++i) {
-    const auto& r = results[i];
-    BOOST_TEST_CONTEXT("channel " << i) {
-      BOOST_TEST(r.error == "");
-      BOOST_TEST(r.sent == kBytes);
-      BOOST_TEST(r.received == kBytes);
-      BOOST_TEST(std::string(to_string(r.end)) == "EOF");
-      BOOST_TEST(r.received_sha == r.sent_sha);
-    }
-  }
+  for (std::size_t i = 0; i < kChannels; ++i)
+    BOOST_TEST(echo_problem(results[i], kBytes) == "", "channel " << i);
 }
 
 json listener(std::uint16_t port, const Server& upstream, json middlewares) {

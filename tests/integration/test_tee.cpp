@@ -14,58 +14,6 @@ using json = nlohmann::json;
 
 namespace {
 
-struct Transfer {
-  std::size_t sent = 0, received = 0;
-  std::string sent_sha, received_sha;
-  End end = End::data;
-  std::string error;
-};
-
-// Sends `bytes` of the pattern stream `seed` through `port` (to an echo upstream) while reading
-// the echo back concurrently, half-closes, and reads to the end.
-Transfer transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
-  Transfer r;
-  Socket s = Socket::connect(port);
-  s.set_timeout(120s);
-  std::thread writer([&] {
-    Sha256 h;
-    std::string block(64 * 1024, '\0');
-    while (r.sent < bytes) {
-      const std::size_t n = std::min(block.size(), bytes - r.sent);
-      pattern_fill(seed, r.sent, block.data(), n);
-      h.update(std::string_view(block.data(), n));
-      if (!s.send_all(std::string_view(block.data(), n))) {
-        r.error = "send failed after " + std::to_string(r.sent) +
-                  " bytes: " + std::strerror(s.last_error());
-        return;
-      }
-      r.sent += n;
-    }
-    r.sent_sha = h.hex();
-    s.shutdown_write();
-  });
-  Sha256 h;
-  std::string buf(64 * 1024, '\0');
-  for (;;) {
-    std::size_t n = 0;
-    r.end = s.recv_some(buf.data(), buf.size(), n);
-    if (r.end != End::data) break;
-    h.update(std::string_view(buf.data(), n));
-    r.received += n;
-  }
-  r.received_sha = h.hex();
-  writer.join();
-  return r;
-}
-
-void check_echoed(const Transfer& r, std::size_t bytes) {
-  BOOST_TEST(r.error == "");
-  BOOST_TEST(r.sent == bytes);
-  BOOST_TEST(r.received == bytes);
-  BOOST_TEST(std::string(to_string(r.end)) == "EOF");
-  BOOST_TEST(r.received_sha == r.sent_sha);
-}
-
 // A mirror that reads each connection to its end and keeps its length and SHA-256.
 struct RecordingMirror {
   struct Copy {
@@ -149,8 +97,8 @@ BOOST_FIXTURE_TEST_SUITE(tee_end_to_end, Fixture)
 
 BOOST_AUTO_TEST_CASE(the_mirror_receives_exactly_the_client_bytes) {
   constexpr std::size_t kBytes = 4u << 20;
-  const Transfer r = transfer(recorded, kBytes, 7);
-  check_echoed(r, kBytes);
+  const EchoTransfer r = echo_transfer(recorded, kBytes, 7);
+  BOOST_TEST(echo_problem(r, kBytes) == "");
   // The mirror's copy ends with the FIN that follows the client's half-close.
   BOOST_REQUIRE(recorder.server.wait_finished(1));
   const auto copies = recorder.seen();
@@ -170,8 +118,8 @@ BOOST_AUTO_TEST_CASE(the_mirror_receives_exactly_the_client_bytes) {
 
 BOOST_AUTO_TEST_CASE(a_mirror_that_never_reads_does_not_slow_or_break_the_channel) {
   constexpr std::size_t kBytes = 64u << 20;
-  const Transfer r = transfer(slowed, kBytes, 8);
-  check_echoed(r, kBytes);
+  const EchoTransfer r = echo_transfer(slowed, kBytes, 8);
+  BOOST_TEST(echo_problem(r, kBytes) == "");
   BOOST_TEST(stuck.accepted() == 1u);
   const std::string mirror = "slowed tee: mirror " + stuck.address() + ": ";
   BOOST_TEST(sluice->wait_for_log(mirror + "more than max_buffer (1048576 bytes) queued"),
@@ -182,8 +130,8 @@ BOOST_AUTO_TEST_CASE(a_mirror_that_never_reads_does_not_slow_or_break_the_channe
 
 BOOST_AUTO_TEST_CASE(a_refused_mirror_leaves_the_channel_unaffected) {
   constexpr std::size_t kBytes = 1u << 20;
-  const Transfer r = transfer(refused, kBytes, 9);
-  check_echoed(r, kBytes);
+  const EchoTransfer r = echo_transfer(refused, kBytes, 9);
+  BOOST_TEST(echo_problem(r, kBytes) == "");
   const std::string mirror = "refused tee: mirror " + loopback(refused_port) + ": ";
   BOOST_TEST(sluice->wait_for_log(mirror + "connect failed: Connection refused"), sluice->log());
   BOOST_TEST(sluice->wait_for_log(mirror + "0 bytes copied, 1048576 dropped (connect failed)"),
