@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
@@ -181,8 +182,10 @@ void Channel::park(Direction dir) {
   source(dir).async_wait(Socket::wait_read, [self = shared_from_this(), dir](error_code ec) {
     self->flow(dir).reading = false;
     if (self->closing_) return;
-    if (ec) return self->close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
-    self->guarded([&] { self->read(dir); });
+    self->guarded([&] {
+      if (ec) return self->close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
+      self->read(dir);
+    });
   });
 }
 
@@ -199,8 +202,10 @@ void Channel::source_ended(Direction dir) {
 // on to the sink, never through user space.
 Channel::Step Channel::splice_round(Direction dir) {
   Flow& f = flow(dir);
+  // No more in flight than the watermark allows (a small high_watermark bounds the pipe too).
+  const std::size_t want = std::min<std::size_t>(f.pipe.capacity(), spec_->config.high_watermark);
   const ssize_t n = ::splice(source(dir).native_handle(), nullptr, f.pipe.write_end(), nullptr,
-                             f.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                             want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   if (n > 0) {
     f.read += static_cast<std::size_t>(n);
     f.spliced += static_cast<std::size_t>(n);
@@ -214,8 +219,9 @@ Channel::Step Channel::splice_round(Direction dir) {
   // Nothing in flight: the pipe goes back to the pool until the next burst.
   worker_.pipes.give(std::move(f.pipe), true);
   if (n == 0) {
-    source_ended(dir);
-    return Step::stop;
+    // Not always the end: TCP's splice also stops at urgent data. recv tells them apart.
+    f.bulk = false;
+    return Step::more;
   }
   if (err == EAGAIN) {
     park(dir);
@@ -345,8 +351,8 @@ void Channel::wait_writable(Direction dir) {
     Flow& f = self->flow(dir);
     f.writing = false;
     if (self->closing_) return;
-    if (ec) return self->close("write wait failed: " + ec.message(), true);
     self->guarded([&] {
+      if (ec) return self->close("write wait failed: " + ec.message(), true);
       const bool piped = f.piped != 0;
       if (piped && !self->drain_pipe(dir)) return;
       // Bytes a middleware sent (from on_open, a timer) while the pipe waited go after it.
@@ -458,10 +464,14 @@ void Channel::on_connect(const error_code& failed) {
   pipeline_.connected();
   if (closing_) return;
   Flow& up = flow(Direction::upstream);
-  if (!up.queue.empty())
-    write(Direction::upstream);
-  else if (up.end_emitted)
-    shut_sink(Direction::upstream);
+  // A middleware may have sent from on_connected and started a write wait already: that wait
+  // goes on with the queue (and the FIN after it).
+  if (!up.writing) {
+    if (!up.queue.empty())
+      write(Direction::upstream);
+    else if (up.end_emitted)
+      shut_sink(Direction::upstream);
+  }
   // The upstream's bytes can only flow once it is connected.
   read(Direction::downstream);
 }
@@ -525,8 +535,17 @@ void Channel::close(std::string_view reason, bool reset) {
 // from inside a middleware's hook, and on_close must not run under another hook.
 void Channel::check_done() {
   if (finish_posted_ || (!closing_ && !(flows_[0].done() && flows_[1].done()))) return;
-  finish_posted_ = true;
-  asio::post(worker_.io, [self = shared_from_this()] { self->finish(); });
+  asio::post(worker_.io, [self = shared_from_this()] {
+    try {
+      self->finish();
+    } catch (const std::exception& e) {
+      // on_close already ran or never will: let the channel go rather than hold it forever.
+      spdlog::error("ch{}: finishing failed: {}", self->id_, e.what());
+      self->unlink();
+      self->self_.reset();
+    }
+  });
+  finish_posted_ = true;  // after the post: if it threw, a later check may post again
 }
 
 void Channel::finish() {

@@ -1,5 +1,11 @@
 #include "listener.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <system_error>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,17 +23,53 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 
+// The listening socket is made with plain system calls on the thread that binds (so a bad
+// address fails there, at once) and handed to the worker's acceptor only on the worker's own
+// thread: the worker's reactor runs without per-socket locks
+// (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) and must never see another thread register, use or drop
+// one of its sockets.
 struct Listener::Acceptor {
   Acceptor(Worker& w, std::shared_ptr<const ListenerSpec> s)
       : worker(w), acceptor(w.io), spec(std::move(s)) {}
+  ~Acceptor() {
+    if (fd >= 0) ::close(fd);  // never handed over
+  }
   Worker& worker;
   tcp::acceptor acceptor;
+  int fd = -1;           // bound and listening, until the worker assigns it to `acceptor`
+  bool stopped = false;  // on the worker's thread: stop() came, perhaps before the first accept
   std::shared_ptr<const ListenerSpec> spec;  // touched on the worker's thread only once started
 };
 
 namespace {
 
 asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a);
+
+[[noreturn]] void fail(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// socket, SO_REUSEADDR + SO_REUSEPORT (every worker binds the same address), bind, listen.
+int listening_socket(const tcp::endpoint& at) {
+  const int fd = ::socket(at.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) fail("socket");
+  auto close_on_error = [fd](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    fail(what);
+  };
+  int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+    close_on_error("setsockopt(SO_REUSEADDR)");
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    close_on_error("setsockopt(SO_REUSEPORT)");
+  if (at.address().is_v6() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
+    close_on_error("setsockopt(IPV6_V6ONLY)");
+  if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) close_on_error("bind");
+  if (::listen(fd, SOMAXCONN) != 0) close_on_error("listen");
+  return fd;
+}
 
 }  // namespace
 
@@ -36,17 +78,15 @@ Listener::Listener(const std::vector<std::unique_ptr<Worker>>& workers,
     : spec_(std::move(spec)), address_(spec_->config.listen) {
   for (const auto& w : workers) {
     auto a = std::make_shared<Acceptor>(*w, spec_);
-    auto& acc = a->acceptor;
-    acc.open(address_.protocol());
-    acc.set_option(tcp::acceptor::reuse_address(true));
-    int one = 1;
-    if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-      throw std::system_error(errno, std::generic_category(), "setsockopt(SO_REUSEPORT)");
-    if (address_.address().is_v6()) acc.set_option(asio::ip::v6_only(true));
-    acc.bind(address_);
-    acc.listen(asio::socket_base::max_listen_connections);
+    a->fd = listening_socket(address_);
     // Port 0 picks a free port once; the other workers join the same one.
-    if (address_.port() == 0) address_ = acc.local_endpoint();
+    if (address_.port() == 0) {
+      tcp::endpoint bound = address_;
+      socklen_t len = static_cast<socklen_t>(bound.capacity());
+      if (::getsockname(a->fd, bound.data(), &len) != 0) fail("getsockname");
+      bound.resize(len);
+      address_ = bound;
+    }
     acceptors_.push_back(std::move(a));
   }
 }
@@ -69,6 +109,7 @@ void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
 void Listener::stop() {
   for (auto& a : acceptors_)
     asio::post(a->worker.io, [a] {
+      a->stopped = true;
       error_code ec;
       a->acceptor.close(ec);
     });
@@ -79,6 +120,17 @@ namespace {
 
 asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+  if (a->stopped) co_return;
+  {
+    error_code ec;
+    const tcp::endpoint at = a->spec->config.listen;
+    a->acceptor.assign(at.protocol(), a->fd, ec);
+    if (ec) {
+      spdlog::error("{}: cannot accept: {}", a->spec->config.name, ec.message());
+      co_return;
+    }
+    a->fd = -1;  // the acceptor owns it now
+  }
   tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per channel
   for (;;) {
     auto [ec, socket] = co_await a->acceptor.async_accept(a->worker.io, peer, use_tuple);
