@@ -13,7 +13,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "address.hpp"

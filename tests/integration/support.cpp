@@ -697,6 +697,17 @@ std::string sha256_hex(std::string_view data) {
   return h.hex();
 }
 
+End hash_to_end(Socket& s, Sha256& h, std::size_t& bytes) {
+  std::string buf(64 * 1024, '\0');
+  for (;;) {
+    std::size_t n = 0;
+    const End end = s.recv_some(buf.data(), buf.size(), n);
+    if (end != End::data) return end;
+    h.update(std::string_view(buf.data(), n));
+    bytes += n;
+  }
+}
+
 EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
   EchoTransfer r;
   try {
@@ -729,14 +740,7 @@ EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t 
       }
     });
     Sha256 h;
-    std::string buf(64 * 1024, '\0');
-    for (;;) {
-      std::size_t n = 0;
-      r.end = s.recv_some(buf.data(), buf.size(), n);
-      if (r.end != End::data) break;
-      h.update(std::string_view(buf.data(), n));
-      r.received += n;
-    }
+    r.end = hash_to_end(s, h, r.received);
     r.received_sha = h.hex();
     writer.join();
     if (!writer_error.empty()) r.error = "writer: " + writer_error;

@@ -284,6 +284,10 @@ class Sha256 {
   void* ctx_;
 };
 
+// Reads `s` until the stream ends, hashing what came into `h`; adds the byte count to `bytes`
+// and returns how the stream ended.
+End hash_to_end(Socket& s, Sha256& h, std::size_t& bytes);
+
 // What one echo_transfer saw.
 struct EchoTransfer {
   std::string sent_sha, received_sha;

@@ -25,14 +25,7 @@ struct RecordingMirror {
       : server([this](Socket& s) {
           Sha256 h;
           Copy c;
-          std::string buf(64 * 1024, '\0');
-          for (;;) {
-            std::size_t n = 0;
-            c.end = s.recv_some(buf.data(), buf.size(), n);
-            if (c.end != End::data) break;
-            h.update(std::string_view(buf.data(), n));
-            c.bytes += n;
-          }
+          c.end = hash_to_end(s, h, c.bytes);
           c.sha = h.hex();
           std::lock_guard lock(mutex);
           copies.push_back(c);
