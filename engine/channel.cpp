@@ -433,19 +433,22 @@ void Channel::begin_connect() {
         upstream_ep_, [self](error_code ec) { self->guarded([&] { self->on_connect(ec); }); });
     return;
   }
-  // A host name: looked up on Asio's resolver thread. The lookup cannot be cancelled, so the
+  // A host name: looked up on the engine's lookup threads. A lookup cannot be cancelled, so the
   // connect deadline is the channel's own timer, which closes the channel without waiting for it.
-  auto resolver = std::make_shared<tcp::resolver>(worker_.io);
-  resolver->async_resolve(target->host, std::to_string(target->port),
-                          [self, resolver](error_code ec, tcp::resolver::results_type results) {
-                            if (self->closing_) return;
-                            if (ec) return self->guarded([&] { self->on_connect(ec); });
-                            asio::async_connect(self->upstream_, results,
-                                                [self](error_code cec, const tcp::endpoint& ep) {
-                                                  self->upstream_ep_ = ep;
-                                                  self->guarded([&] { self->on_connect(cec); });
-                                                });
-                          });
+  worker_.resolve(target->host, std::to_string(target->port),
+                  [self](const error_code& ec, std::vector<tcp::endpoint> endpoints) {
+                    if (self->closing_) return;
+                    if (ec) return self->guarded([&] { self->on_connect(ec); });
+                    asio::async_connect(self->upstream_, endpoints,
+                                        [self](error_code cec, const tcp::endpoint& ep) {
+                                          self->upstream_ep_ = ep;
+                                          self->guarded([&] { self->on_connect(cec); });
+                                        });
+                  });
+}
+
+void Channel::resolve(std::string_view host, std::string_view port, Context::Resolved done) {
+  worker_.resolve(std::string(host), std::string(port), std::move(done));
 }
 
 void Channel::on_connect(const error_code& failed) {

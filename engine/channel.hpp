@@ -118,6 +118,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void log(Level level, std::string_view type, std::string_view message) override;
   bool log_enabled(Level level) const override;
   boost::asio::io_context& io_context() override { return worker_.io; }
+  void resolve(std::string_view host, std::string_view port, Context::Resolved done) override;
 
   std::shared_ptr<const ListenerSpec> spec_;  // first: outlives the middlewares it made
   Worker& worker_;

@@ -29,25 +29,20 @@ void log_listening(const Listener& l, const Config& config) {
 
 }  // namespace
 
-Worker::~Worker() {
-  // Channels still open when the worker stops (shutdown gave up on them) hold themselves; the
-  // pending handlers destroyed with `io` then free them.
-  while (!channels.empty()) channels.front().release();
-}
-
 Engine::Engine(Runtime runtime, Extensions& extensions, Reload reload)
     : runtime_(std::move(runtime)), extensions_(extensions), reload_(std::move(reload)) {
   for (unsigned i = 0; i < runtime_.config.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, runtime_.config.max_pipes));
+    workers_.push_back(std::make_unique<Worker>(i, runtime_.config.max_pipes, *lookup_));
 }
 
 Engine::~Engine() {
   listeners_.clear();
   for (auto& w : workers_) {
-    w->keep_running.reset();
-    w->io.stop();
+    w->stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  // Before the workers go: a lookup in progress posts its answer to one of them.
+  lookup_->stop();
 }
 
 std::vector<std::unique_ptr<Listener>> Engine::bind_all(
@@ -170,7 +165,7 @@ int Engine::run() {
     deadline = Clock::now() + std::chrono::seconds(5);
     spdlog::warn("closing {} open channel(s): {}", live_channels(), why);
     for (auto& w : workers_)
-      asio::post(w->io, [worker = w.get(), why] {
+      w->post([worker = w.get(), why] {
         for (auto& ch : worker->channels) ch.abort(why);
       });
   };
@@ -210,8 +205,7 @@ int Engine::run() {
   main.run();
 
   for (auto& w : workers_) {
-    w->keep_running.reset();
-    w->io.stop();
+    w->stop();
     w->thread.join();
   }
   extensions_.stop();

@@ -39,6 +39,7 @@ class Engine {
   Runtime runtime_;
   Extensions& extensions_;
   Reload reload_;
+  std::unique_ptr<Lookup> lookup_ = std::make_unique<Lookup>();  // before the workers that use it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
 };

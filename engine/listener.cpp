@@ -98,17 +98,18 @@ Listener::~Listener() {
 void Listener::start() {
   if (started_) return;
   started_ = true;
-  for (auto& a : acceptors_) asio::co_spawn(a->worker.io, accept_loop(a), asio::detached);
+  for (auto& a : acceptors_)
+    a->worker.post([a] { asio::co_spawn(a->worker.io, accept_loop(a), asio::detached); });
 }
 
 void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
   spec_ = spec;
-  for (auto& a : acceptors_) asio::post(a->worker.io, [a, spec] { a->spec = spec; });
+  for (auto& a : acceptors_) a->worker.post([a, spec] { a->spec = spec; });
 }
 
 void Listener::stop() {
   for (auto& a : acceptors_)
-    asio::post(a->worker.io, [a] {
+    a->worker.post([a] {
       a->stopped = true;
       error_code ec;
       a->acceptor.close(ec);

@@ -1,17 +1,26 @@
 #pragma once
 // Worker: one thread running one io_context. A channel is created on a worker by the acceptor
 // of that worker and stays there for its whole life, so nothing in a channel needs a lock.
+//
+// The io_context runs without any locking (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE): no mutex per
+// handler on the data path. The price is that nothing may touch it from another thread: other
+// threads hand work over with post() (the worker's mailbox) and stop it with stop(), and host
+// names are looked up on the engine's Lookup threads (Asio refuses its resolver on such a loop).
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/basic_stream_descriptor.hpp>
 #include <boost/intrusive/list.hpp>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
+#include "lookup.hpp"
 #include "pipe.hpp"
 #include "sluice/pipeline.hpp"
 
@@ -30,9 +39,23 @@ using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                                 boost::asio::io_context::executor_type>;
 
 struct Worker {
-  Worker(unsigned i, unsigned max_pipes) : index(i), pipes(max_pipes, std::min(max_pipes, 8u)) {}
+  Worker(unsigned i, unsigned max_pipes, Lookup& lookup);
   ~Worker();  // where Channel is complete
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // From any thread: runs `task` on this worker's thread, in the order posted. Before the thread
+  // runs, tasks wait; if it never does, they are destroyed with the worker.
+  void post(std::function<void()> task);
+  // From any thread: io.run() returns once the tasks posted before have run.
+  void stop();
+  // On this worker's thread: looks `host` up without blocking it; `done` runs here later.
+  void resolve(std::string host, std::string port, Lookup::Done done) {
+    lookup.resolve(*this, std::move(host), std::move(port), std::move(done));
+  }
+
   unsigned index;
+  Lookup& lookup;
   // Declared before io: destroying io destroys pending handlers, which may own channels, and
   // a channel's destructor still uses these.
   ChunkPool pool;
@@ -42,10 +65,16 @@ struct Worker {
                          boost::intrusive::constant_time_size<false>>
       channels;
   std::atomic<std::size_t> live{0};  // read by the main thread while draining
-  boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_running{
-      io.get_executor()};
+  boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   std::thread thread;
+
+ private:
+  void await_mail();
+  std::mutex mail_mutex_;
+  std::vector<std::function<void()>> mail_;
+  // An eventfd, written once per post: the one thing another thread touches. Its pending wait
+  // also keeps io.run() from returning while the worker has nothing else to do.
+  boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type> bell_;
 };
 
 }  // namespace sluice

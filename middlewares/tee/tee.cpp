@@ -110,14 +110,14 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
       socket_.async_connect(*target_.endpoint, [self](error_code ec) { self->connected(ec); });
       return;
     }
-    resolver_.emplace(socket_.get_executor());
-    resolver_->async_resolve(
-        target_.host, target_.port, [self](error_code ec, const tcp::resolver::results_type& r) {
-          if (self->state_ != State::connecting) return;  // timed out or closed meanwhile
-          if (ec) return self->connected(ec);
-          asio::async_connect(self->socket_, r,
-                              [self](error_code ec, const tcp::endpoint&) { self->connected(ec); });
-        });
+    ctx_->resolve(target_.host, target_.port,
+                  [self](const error_code& ec, std::vector<tcp::endpoint> endpoints) {
+                    if (self->state_ != State::connecting) return;  // timed out or closed meanwhile
+                    if (ec) return self->connected(ec);
+                    asio::async_connect(
+                        self->socket_, endpoints,
+                        [self](error_code ec, const tcp::endpoint&) { self->connected(ec); });
+                  });
   }
 
   void copy(std::string_view bytes) {
@@ -271,7 +271,6 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
     error_code ignored;
     connect_deadline_.cancel();
     linger_deadline_.cancel();
-    if (resolver_) resolver_->cancel();
     socket_.close(ignored);
   }
 
@@ -282,7 +281,6 @@ class MirrorLink final : public std::enable_shared_from_this<MirrorLink> {
   Context* ctx_;                // null once the channel closed
   State state_ = State::connecting;
   tcp::socket socket_;
-  std::optional<tcp::resolver> resolver_;
   asio::steady_timer connect_deadline_;
   asio::steady_timer linger_deadline_;
   std::string pending_;  // copies not yet handed to a write

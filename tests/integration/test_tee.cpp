@@ -55,19 +55,23 @@ struct Fixture {
         refused_port(free_port()),
         recorded(free_port()),
         slowed(free_port()),
-        refused(free_port()) {
-    const auto config =
-        write_json(dir.file("proxy.json"),
-                   {{"workers", 2},
-                    {"listeners",
-                     // The client sends at loopback speed from the first millisecond, before
-                     // the mirror has even accepted: room for the whole transfer, so that this
-                     // listener tests the copy's bytes, not the mirror's speed.
-                     {listener("recorded", recorded, echo->address(),
-                               {{"mirrors", {recorder.server.address()}}, {"max_buffer", "16MiB"}}),
-                      listener("slowed", slowed, echo->address(), {{"mirrors", {stuck.address()}}}),
-                      listener("refused", refused, echo->address(),
-                               {{"mirrors", {loopback(refused_port)}}})}}});
+        refused(free_port()),
+        named(free_port()) {
+    const auto config = write_json(
+        dir.file("proxy.json"),
+        {{"workers", 2},
+         {"listeners",
+          // The client sends at loopback speed from the first millisecond, before
+          // the mirror has even accepted: room for the whole transfer, so that this
+          // listener tests the copy's bytes, not the mirror's speed.
+          {listener("recorded", recorded, echo->address(),
+                    {{"mirrors", {recorder.server.address()}}, {"max_buffer", "16MiB"}}),
+           listener("slowed", slowed, echo->address(), {{"mirrors", {stuck.address()}}}),
+           listener("refused", refused, echo->address(), {{"mirrors", {loopback(refused_port)}}}),
+           // Looked up by name (ctx.resolve), whichever of ::1 and 127.0.0.1 first.
+           listener("named", named, echo->address(),
+                    {{"mirrors", {"localhost:" + std::to_string(recorder.server.port())}},
+                     {"max_buffer", "16MiB"}})}}});
     sluice = Sluice::run_config(config);
   }
   ~Fixture() {
@@ -80,7 +84,7 @@ struct Fixture {
   std::atomic<bool> release{false};
   Server stuck;
   std::uint16_t refused_port;  // nothing listens there
-  std::uint16_t recorded, slowed, refused;
+  std::uint16_t recorded, slowed, refused, named;
   std::unique_ptr<Sluice> sluice;
 };
 
@@ -107,6 +111,17 @@ BOOST_AUTO_TEST_CASE(the_mirror_receives_exactly_the_client_bytes) {
   const auto at = log.find(mirror);
   const std::string line = log.substr(at, log.find('\n', at) - at);
   BOOST_TEST(line.find(" bytes copied, 0 dropped") != std::string::npos, line);
+}
+
+BOOST_AUTO_TEST_CASE(a_mirror_given_by_host_name_is_looked_up_and_gets_the_bytes) {
+  constexpr std::size_t kBytes = 1u << 20;
+  const EchoTransfer r = echo_transfer(named, kBytes, 11);
+  BOOST_TEST(echo_problem(r, kBytes) == "");
+  BOOST_REQUIRE_MESSAGE(recorder.server.wait_finished(1), sluice->log());
+  const auto copies = recorder.seen();
+  BOOST_REQUIRE(copies.size() == 1u);
+  BOOST_TEST(copies[0].bytes == kBytes);
+  BOOST_TEST(copies[0].sha == r.sent_sha);
 }
 
 BOOST_AUTO_TEST_CASE(a_mirror_that_never_reads_does_not_slow_or_break_the_channel) {

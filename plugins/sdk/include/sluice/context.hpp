@@ -2,10 +2,12 @@
 // Context: a middleware's handle on its channel. Every middleware instance gets its own Context,
 // valid from on_open until on_close returns, so it may keep a pointer to it for timer callbacks.
 // Every call happens on the channel's worker thread; none may be made from another thread.
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string_view>
+#include <vector>
 
 #include "sluice/log.hpp"
 
@@ -62,7 +64,15 @@ class Context {
   // The worker's event loop, for a middleware that does its own I/O (tee's mirror connections).
   // Handlers run on the channel's thread; whatever the middleware starts there must not touch
   // the middleware after on_close (own the I/O state with a shared_ptr and close it there).
+  // It runs without locks: never touch it from another thread, and look host names up with
+  // resolve(), as Asio's resolver fails there with operation_not_supported.
   virtual boost::asio::io_context& io_context() = 0;
+  // Looks `host` up (port: a number or a service name) without blocking the channel's thread.
+  // `done` runs later on that thread with the addresses in getaddrinfo's order or the error,
+  // also after the channel closed: like io_context() handlers, it must own what it touches.
+  using Resolved = std::function<void(const boost::system::error_code&,
+                                      std::vector<boost::asio::ip::tcp::endpoint>)>;
+  virtual void resolve(std::string_view host, std::string_view port, Resolved done) = 0;
 
   // One-shot timer on the channel's thread; all timers are cancelled when the channel closes.
   virtual Clock::time_point now() const = 0;

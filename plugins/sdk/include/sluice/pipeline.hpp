@@ -87,6 +87,7 @@ class Pipeline {
     virtual void log(Level level, std::string_view type, std::string_view message) = 0;
     virtual bool log_enabled(Level level) const = 0;
     virtual boost::asio::io_context& io_context() = 0;
+    virtual void resolve(std::string_view host, std::string_view port, Context::Resolved done) = 0;
 
    protected:
     ~Host() = default;
@@ -228,6 +229,9 @@ class Pipeline {
     void cancel_timer(TimerId id) override { pipeline->host_.cancel_timer(id); }
     bool messages() const override { return in_layer; }
     boost::asio::io_context& io_context() override { return pipeline->host_.io_context(); }
+    void resolve(std::string_view host, std::string_view port, Resolved done) override {
+      pipeline->host_.resolve(host, port, std::move(done));
+    }
     void log(Level level, std::string_view message) override {
       pipeline->host_.log(level, type, message);
     }

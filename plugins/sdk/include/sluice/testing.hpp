@@ -9,6 +9,8 @@
 //   h.feed(sluice::Direction::upstream, "abc");
 //   assert(h.take(sluice::Direction::upstream) == "ABC");
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -219,6 +221,18 @@ class Harness final : public Pipeline::Host {
   }
   bool log_enabled(Level) const override { return true; }
   boost::asio::io_context& io_context() override { return io_; }
+  // Looks up at once (blocking the test), answers when the test next runs io(), as the engine
+  // answers on a later turn of the worker's loop.
+  void resolve(std::string_view host, std::string_view port, Context::Resolved done) override {
+    boost::asio::ip::tcp::resolver resolver(io_);
+    boost::system::error_code ec;
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+    for (const auto& r : resolver.resolve(host, port, ec)) endpoints.push_back(r.endpoint());
+    boost::asio::post(io_,
+                      [done = std::move(done), ec, endpoints = std::move(endpoints)]() mutable {
+                        done(ec, std::move(endpoints));
+                      });
+  }
 
  private:
   // The engine connects asynchronously: on_connected comes after the hook that allowed it.

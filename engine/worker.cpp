@@ -1,0 +1,71 @@
+#include "worker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/descriptor_base.hpp>
+#include <system_error>
+
+#include "channel.hpp"
+#include "log.hpp"
+
+namespace sluice {
+
+namespace {
+
+int make_eventfd() {
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+  return fd;
+}
+
+}  // namespace
+
+Worker::Worker(unsigned i, unsigned max_pipes, Lookup& l)
+    : index(i), lookup(l), pipes(max_pipes, std::min(max_pipes, 8u)), bell_(io, make_eventfd()) {
+  // Still on the constructing thread, before this worker's thread exists: nothing races.
+  await_mail();
+}
+
+Worker::~Worker() {
+  // Channels still open when the worker stops (shutdown gave up on them) hold themselves; the
+  // pending handlers destroyed with `io` then free them.
+  while (!channels.empty()) channels.front().release();
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mail_mutex_);
+    mail_.push_back(std::move(task));
+  }
+  const std::uint64_t one = 1;
+  // Cannot fail short of a counter at 2^64 - 1; a lost ring would only delay the task.
+  [[maybe_unused]] const auto n = ::write(bell_.native_handle(), &one, sizeof one);
+}
+
+void Worker::stop() {
+  post([this] { io.stop(); });
+}
+
+void Worker::await_mail() {
+  bell_.async_wait(boost::asio::posix::descriptor_base::wait_read, [this](auto ec) {
+    if (ec) return;
+    std::uint64_t rings;
+    [[maybe_unused]] const auto n = ::read(bell_.native_handle(), &rings, sizeof rings);
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(mail_mutex_);
+      tasks.swap(mail_);
+    }
+    await_mail();  // first: a task that throws must not leave the mailbox deaf
+    for (auto& task : tasks) {
+      try {
+        task();
+      } catch (const std::exception& e) {
+        spdlog::error("worker {}: unexpected exception: {}", index, e.what());
+      }
+    }
+  });
+}
+
+}  // namespace sluice
