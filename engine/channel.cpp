@@ -1,6 +1,8 @@
 #include "channel.hpp"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,16 +34,18 @@ const char* sink_of(Direction dir) {
 }
 
 // The data path calls recv/send itself: Asio's wrappers cost an error_code round trip per call.
+// Through syscall(2), not libc's recv/send: those are thread cancellation points, which sluice
+// never uses, and each call pays for switching cancellation on and off around the system call.
 // Both return -1 with errno EAGAIN when the socket has nothing to give or no room.
 ssize_t receive(Socket& s, char* p, std::size_t n) {
   ssize_t r;
-  do r = ::recv(s.native_handle(), p, n, 0);
+  do r = ::syscall(SYS_recvfrom, s.native_handle(), p, n, 0, nullptr, nullptr);
   while (r < 0 && errno == EINTR);
   return r;
 }
 ssize_t transmit(Socket& s, const char* p, std::size_t n) {
   ssize_t r;
-  do r = ::send(s.native_handle(), p, n, MSG_NOSIGNAL);
+  do r = ::syscall(SYS_sendto, s.native_handle(), p, n, MSG_NOSIGNAL, nullptr, 0);
   while (r < 0 && errno == EINTR);
   return r;
 }
@@ -152,23 +156,38 @@ void Channel::read(Direction dir) {
       }
     }
     if (f.pipe) worker_.pipes.give(std::move(f.pipe), true);
-    Chunk chunk = worker_.pool.take();
-    const ssize_t got = receive(src, chunk.data(), chunk.capacity());
+    // No middleware reads the bytes and none wait for the sink: read into the worker's scratch
+    // buffer and write them straight on. A pooled chunk takes only what the sink refuses.
+    const bool direct = blind_ && f.queue.empty() && !f.writing && sink_ready(dir);
+    Chunk chunk;
+    if (!direct) chunk = worker_.pool.take();
+    char* const buf = direct ? worker_.scratch.get() : chunk.data();
+    const std::size_t cap = direct ? worker_.pool.chunk_size() : chunk.capacity();
+    const ssize_t got = receive(src, buf, cap);
     if (got <= 0) {
       const int err = got == 0 ? 0 : errno;
       // Idle: the buffer goes back before waiting, so an idle channel holds none.
-      worker_.pool.give(std::move(chunk));
+      if (!direct) worker_.pool.give(std::move(chunk));
       if (would_block(err)) return park(dir);
       if (got == 0) return source_ended(dir);
       close(std::string(side_of(dir)) + " read failed: " + system_message(err), true);
       break;
     }
     const auto n = static_cast<std::size_t>(got);
-    drained = n < chunk.capacity();
-    chunk.resize(n);
+    drained = n < cap;
     f.read += n;
     f.bulk = splices_ && still_bulk(f.bulk, n);
     last_activity_ = Clock::now();
+    if (direct) {
+      const auto sent = send_now(dir, buf, n);
+      if (sent && *sent < n) {
+        Chunk rest = worker_.pool.take();
+        rest.assign({buf + *sent, n - *sent});
+        enqueue(dir, std::move(rest), 0);
+      }
+      continue;
+    }
+    chunk.resize(n);
     if (blind_)
       emit(dir, std::move(chunk));
     else
@@ -283,17 +302,32 @@ void Channel::emit(Direction dir, Chunk&& chunk) {
   std::size_t done = 0;
   if (f.queue.empty() && !f.writing && sink_ready(dir)) {
     // Nothing waits before it: write it straight away, and queue only what the socket refuses.
-    // (The read that brought it marked the activity.)
-    const ssize_t n = transmit(sink(dir), chunk.data(), chunk.size());
-    if (n < 0 && !would_block(errno)) {
-      const int err = errno;
-      worker_.pool.give(std::move(chunk));
-      return write_failed(dir, err);
-    }
-    done = n < 0 ? 0 : static_cast<std::size_t>(n);
-    f.written += done;
-    if (done == chunk.size()) return worker_.pool.give(std::move(chunk));
+    const auto sent = send_now(dir, chunk.data(), chunk.size());
+    if (!sent || *sent == chunk.size()) return worker_.pool.give(std::move(chunk));
+    done = *sent;
   }
+  enqueue(dir, std::move(chunk), done);
+}
+
+// One send to the sink of `dir`, with nothing queued before it: the bytes it took (0 if it is
+// full), or nothing once a failure has closed the channel. (The read that brought the bytes
+// marked the activity.)
+std::optional<std::size_t> Channel::send_now(Direction dir, const char* p, std::size_t n) {
+  const ssize_t sent = transmit(sink(dir), p, n);
+  if (sent < 0) {
+    if (!would_block(errno)) {
+      write_failed(dir, errno);
+      return std::nullopt;
+    }
+    return 0;
+  }
+  flow(dir).written += static_cast<std::size_t>(sent);
+  return static_cast<std::size_t>(sent);
+}
+
+// Queues `chunk` for the sink of `dir`, its first `done` bytes already written.
+void Channel::enqueue(Direction dir, Chunk&& chunk, std::size_t done) {
+  Flow& f = flow(dir);
   f.queued += chunk.size() - done;
   // A small chunk joins the last queued one if it fits, so a stream of small reads towards a
   // slow sink holds about `queued` bytes of memory, not one whole buffer per read.

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "address.hpp"
@@ -72,6 +73,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void wake(Direction dir);
   void begin_connect();
   void on_connect(const boost::system::error_code& ec);
+  std::optional<std::size_t> send_now(Direction dir, const char* p, std::size_t n);
+  void enqueue(Direction dir, Chunk&& chunk, std::size_t done);
   void write(Direction dir);
   void wait_writable(Direction dir);
   void write_failed(Direction dir, int err);

@@ -16,6 +16,7 @@
 #include <boost/intrusive/list.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -59,6 +60,9 @@ struct Worker {
   // Declared before io: destroying io destroys pending handlers, which may own channels, and
   // a channel's destructor still uses these.
   ChunkPool pool;
+  // Where a channel whose chain sees no bytes reads into, when its sink keeps up: one chunk's
+  // worth, in use only between a recv and the send that follows it.
+  std::unique_ptr<char[]> scratch{new char[pool.chunk_size()]};
   PipePool pipes;
   // The channels alive on this worker; touched on this worker's thread only.
   boost::intrusive::list<Channel, boost::intrusive::base_hook<ChannelHook>,
