@@ -339,7 +339,9 @@ void Channel::enqueue(Direction dir, Chunk&& chunk, std::size_t done) {
     if (f.queue.empty()) f.offset = done;
     f.queue.push_back(std::move(chunk));
   }
-  if (!f.writing && sink_ready(dir)) write(dir);
+  // Only a send_now that the sink refused gets here with no wait pending (a queue that is not
+  // empty always has one): the socket is full, so wait for it instead of trying again at once.
+  if (!f.writing && sink_ready(dir)) wait_writable(dir);
 }
 
 // Writes what is queued without blocking; if the socket is full, waits for it to drain and goes
