@@ -75,10 +75,8 @@ std::string system_message(int err) {
 // a writable socket then reports, edge-triggered, a writability no one waits for, which costs a
 // wake-up of the worker per message read. Registering the socket anew drops EPOLLOUT, for two
 // system calls once per connection. Only between operations: release() cancels pending ones.
-void rearm_for_reading(Socket& s) {
+void rearm_for_reading(Socket& s, tcp protocol) {
   error_code ec;
-  const auto protocol = s.local_endpoint(ec).protocol();
-  if (ec) return;  // not a connected socket any more: the next read reports why
   const int fd = s.release(ec);
   if (ec) return;
   s.assign(protocol, fd, ec);
@@ -434,8 +432,14 @@ void Channel::shut_sink(Direction dir) {
   Flow& f = flow(dir);
   if (f.shut) return;
   f.shut = true;
-  error_code ec;
-  sink(dir).shutdown(Socket::shutdown_send, ec);
+  // The last direction to end needs no shutdown: close(), which follows at once, sends the FIN
+  // (every byte the peer sent has been read, so closing does not reset). One system call less.
+  const Flow& other =
+      flow(dir == Direction::upstream ? Direction::downstream : Direction::upstream);
+  if (!other.done()) {
+    error_code ec;
+    sink(dir).shutdown(Socket::shutdown_send, ec);
+  }
   check_done();
 }
 
@@ -511,7 +515,7 @@ void Channel::on_connect(const error_code& failed) {
     return close("upstream " + upstream_target()->str() + ": connect failed: " + failed.message(),
                  true);
   }
-  rearm_for_reading(upstream_);
+  rearm_for_reading(upstream_, upstream_ep_.protocol());
   error_code ec;
   upstream_.non_blocking(true, ec);
   if (spec_->config.nodelay) upstream_.set_option(tcp::no_delay(true), ec);
