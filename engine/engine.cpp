@@ -22,9 +22,9 @@ std::string chain_of(const ListenerSpec& spec) {
 
 void log_listening(const Listener& l, const Config& config) {
   const auto& c = l.spec().config;
-  spdlog::info("listener {}: listening on {} -> {} {}{}", c.name, to_string(l.address()),
+  spdlog::info("listener {}: listening on {} -> {} {}, {}", c.name, to_string(l.address()),
                c.upstream ? c.upstream->str() : "(set by middleware)", chain_of(l.spec()),
-               l.spec().splices() && config.max_pipes ? ", bulk transfers zero-copy (splice)" : "");
+               data_path(l.spec(), config));
 }
 
 }  // namespace

@@ -212,6 +212,8 @@ int cmd_check(const std::vector<std::string>& args) {
     for (const auto& l : rt.listeners) middlewares += l->factories.size();
     std::cout << file << ": ok (" << rt.listeners.size() << " listener(s), " << middlewares
               << " middleware(s), " << rt.config.extensions.size() << " extension(s))\n";
+    for (const auto& l : rt.listeners)
+      std::cout << "  listener " << l->config.name << ": " << data_path(*l, rt.config) << "\n";
     return kOk;
   } catch (const std::exception& e) {
     std::cerr << "sluice: " << e.what() << "\n";

@@ -110,6 +110,18 @@ void Extensions::log(Level level, std::string_view message) {
   spdlog::log(to_spdlog(level), "{}", message);
 }
 
+std::string data_path(const ListenerSpec& spec, const Config& config) {
+  if (!spec.blind) {
+    std::string readers;
+    for (std::size_t i = 0; i < spec.factories.size(); ++i)
+      if (spec.factories[i]->sees_bytes()) readers += (readers.empty() ? "" : ", ") + spec.types[i];
+    return "bytes copied through the chain (" + readers + " read them)";
+  }
+  if (!spec.config.splice) return "bytes copied, skipping the chain (\"splice\": false)";
+  if (config.max_pipes == 0) return "bytes copied, skipping the chain (\"max_pipes\": 0)";
+  return "bulk transfers zero-copy (splice)";
+}
+
 Runtime build_runtime(Config config, const Plugins& plugins, Services& services) {
   Runtime rt;
   with_source(config, [&] {

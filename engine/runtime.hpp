@@ -52,6 +52,10 @@ struct Runtime {
   std::vector<std::shared_ptr<const ListenerSpec>> listeners;
 };
 
+// How a listener's bytes travel, as its start-up line and `sluice check` say it: zero-copy, or
+// copied and why (the middlewares that read the bytes, "splice": false or "max_pipes": 0).
+std::string data_path(const ListenerSpec& spec, const Config& config);
+
 // Loads the built-in plugins and config.plugin_dirs; throws FileConfigError naming the entry.
 void load_plugins(const Config& config, Plugins& plugins);
 // Builds every listener's chain with `services` for extensions; throws FileConfigError.

@@ -93,6 +93,9 @@ BOOST_AUTO_TEST_CASE(empty_chain_splices_bulk_and_copies_small_messages) {
 
 BOOST_AUTO_TEST_CASE(max_pipes_0_turns_splice_off) {
   Proxy p(json::object(), {{"max_pipes", 0}});
+  BOOST_TEST(p.sluice->log().find("[], bytes copied, skipping the chain (\"max_pipes\": 0)") !=
+                 std::string::npos,
+             p.sluice->log());
   BOOST_TEST(echo_problem(echo_transfer(p.port, kBulk, 10), kBulk) == "");
   BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: "));
   BOOST_TEST(spliced(close_lines(*p.sluice).at(0)).first == 0u);
@@ -117,10 +120,16 @@ BOOST_AUTO_TEST_CASE(byte_blind_access_log_keeps_zero_copy_and_counts) {
 }
 
 BOOST_AUTO_TEST_CASE(a_chain_that_sees_bytes_or_splice_false_never_splices) {
-  for (const json& extra : {json{{"middlewares", {{{"type", "pass"}}}}}, json{{"splice", false}}}) {
+  const std::pair<json, std::string> cases[] = {
+      {json{{"middlewares", {{{"type", "access-log"}}, {{"type", "pass"}}}}},
+       "bytes copied through the chain (pass read them)"},
+      {json{{"splice", false}}, "bytes copied, skipping the chain (\"splice\": false)"}};
+  for (const auto& [extra, path] : cases) {
     BOOST_TEST_CONTEXT(extra.dump()) {
       Proxy p(extra);
       BOOST_TEST(p.sluice->log().find(kZeroCopy) == std::string::npos, p.sluice->log());
+      // The start-up line says why the bytes are copied.
+      BOOST_TEST(p.sluice->log().find("], " + path) != std::string::npos, p.sluice->log());
       BOOST_TEST(echo_problem(echo_transfer(p.port, kBulk, 9), kBulk) == "");
       BOOST_REQUIRE(p.sluice->wait_for_log(" zc: closed: "));
       const auto line = close_lines(*p.sluice).at(0);
@@ -171,4 +180,28 @@ BOOST_AUTO_TEST_CASE(pipes_come_from_a_bounded_pool) {
   BOOST_TEST(zero_copy > 0u);
   BOOST_TEST(copied > kBytes, "with the pool empty, channels read buffered");
   BOOST_TEST(p.sluice->stop() == 0);
+}
+
+// `sluice check` says, before anything runs, which path each listener's bytes will take.
+BOOST_AUTO_TEST_CASE(check_tells_each_listener_s_data_path) {
+  TempDir dir;
+  const json config = {
+      {"listeners",
+       {{{"name", "blind"},
+         {"listen", "127.0.0.1:1"},
+         {"upstream", "127.0.0.1:2"},
+         {"middlewares", {{{"type", "access-log"}}}}},
+        {{"name", "seen"},
+         {"listen", "127.0.0.1:3"},
+         {"upstream", "127.0.0.1:2"},
+         {"middlewares", {{{"type", "hexdump"}}, {{"type", "access-log"}}, {{"type", "pass"}}}}}}}};
+  const auto file = write_json(dir.file("check.json"), config);
+  const CommandResult r = run_sluice({"check", "-c", file.string()});
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(
+      r.output.find("  listener blind: bulk transfers zero-copy (splice)\n") != std::string::npos,
+      r.output);
+  BOOST_TEST(r.output.find("  listener seen: bytes copied through the chain (hexdump, pass read "
+                           "them)\n") != std::string::npos,
+             r.output);
 }
