@@ -435,9 +435,7 @@ void Channel::shut_sink(Direction dir) {
   f.shut = true;
   // The last direction to end needs no shutdown: close(), which follows at once, sends the FIN
   // (every byte the peer sent has been read, so closing does not reset). One system call less.
-  const Flow& other =
-      flow(dir == Direction::upstream ? Direction::downstream : Direction::upstream);
-  if (!other.done()) {
+  if (!both_done()) {
     error_code ec;
     sink(dir).shutdown(Socket::shutdown_send, ec);
   }
@@ -597,7 +595,7 @@ void Channel::close(std::string_view reason, bool reset) {
 // Runs finish() once the channel is over, on its own stack: close() and the last FIN may come
 // from inside a middleware's hook, and on_close must not run under another hook.
 void Channel::check_done() {
-  if (finish_posted_ || (!closing_ && !(flows_[0].done() && flows_[1].done()))) return;
+  if (finish_posted_ || (!closing_ && !both_done())) return;
   asio::post(worker_.io, [self = shared_from_this()] {
     try {
       self->finish();

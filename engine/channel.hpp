@@ -96,6 +96,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   }
 
   Flow& flow(Direction d) { return flows_[d == Direction::upstream ? 0 : 1]; }
+  // Both directions delivered their FIN: the channel finishes.
+  bool both_done() const { return flows_[0].done() && flows_[1].done(); }
   Socket& source(Direction d) { return d == Direction::upstream ? client_ : upstream_; }
   Socket& sink(Direction d) { return d == Direction::upstream ? upstream_ : client_; }
   bool sink_ready(Direction d) const {
