@@ -1,12 +1,12 @@
 #include "channel.hpp"
 
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 
 #include "log.hpp"
@@ -70,6 +70,18 @@ std::string system_message(int err) {
   return std::system_category().message(err);
 }
 
+error_code system_error_code(int err) {
+  return error_code(err, asio::error::get_system_category());
+}
+
+// What a non-blocking connect came to, once its socket is writable (SO_ERROR: 0 if connected).
+error_code connect_result(Socket& s) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return system_error_code(err);
+}
+
 // Asio's reactor keeps EPOLLOUT in a socket's epoll registration once anything has waited for it
 // to be writable (a connect does), and every later read wait re-arms the socket (EPOLL_CTL_MOD):
 // a writable socket then reports, edge-triggered, a writability no one waits for, which costs a
@@ -120,9 +132,6 @@ Channel::~Channel() {
 
 void Channel::open() {
   try {
-    error_code ec;
-    client_.non_blocking(true, ec);
-    if (spec_->config.nodelay) client_.set_option(tcp::no_delay(true), ec);
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address());
     opening_ = true;
@@ -483,25 +492,64 @@ void Channel::begin_connect() {
   connect_ = Connect::pending;
   connect_deadline_ = Clock::now() + spec_->config.connect_timeout;
   arm_timer();
-  auto self = shared_from_this();
-  if (target->endpoint) {
-    upstream_ep_ = *target->endpoint;
-    upstream_.async_connect(
-        upstream_ep_, [self](error_code ec) { self->guarded([&] { self->on_connect(ec); }); });
-    return;
-  }
+  if (target->endpoint) return attempt(*target->endpoint);
   // A host name: looked up on the engine's lookup threads. A lookup cannot be cancelled, so the
   // connect deadline is the channel's own timer, which closes the channel without waiting for it.
-  worker_.resolve(target->host, std::to_string(target->port),
-                  [self](const error_code& ec, std::vector<tcp::endpoint> endpoints) {
-                    if (self->closing_) return;
-                    if (ec) return self->guarded([&] { self->on_connect(ec); });
-                    asio::async_connect(self->upstream_, endpoints,
-                                        [self](error_code cec, const tcp::endpoint& ep) {
-                                          self->upstream_ep_ = ep;
-                                          self->guarded([&] { self->on_connect(cec); });
-                                        });
-                  });
+  worker_.resolve(
+      target->host, std::to_string(target->port),
+      [self = shared_from_this()](const error_code& ec, std::vector<tcp::endpoint> endpoints) {
+        if (self->closing_) return;
+        self->guarded([&] {
+          if (ec || endpoints.empty()) {
+            return self->on_connect(ec ? ec : asio::error::host_not_found);
+          }
+          // Each address in turn, until one answers (as Asio's async_connect does).
+          self->endpoints_ = std::move(endpoints);
+          self->next_endpoint_ = 1;
+          self->attempt(self->endpoints_.front());
+        });
+      });
+}
+
+// One connect of the upstream socket to `ep`, non-blocking, with a socket that socket(2) makes
+// non-blocking and close-on-exec, and TCP_NODELAY set before the handshake. Asio's async_connect
+// costs two system calls more (an ioctl to make its socket non-blocking, a poll when it is done).
+// The outcome always comes through the worker's queue, never from inside this call: a connect
+// may start inside a middleware's hook, and on_connected must not run under it.
+void Channel::attempt(const tcp::endpoint& ep) {
+  upstream_ep_ = ep;
+  error_code ec;
+  upstream_.close(ec);  // the previous address's socket, if any
+  auto self = shared_from_this();
+  auto report = [this, self](error_code result) {
+    asio::post(worker_.io, [self, result] { self->guarded([&] { self->on_attempt(result); }); });
+  };
+  const int fd =
+      ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return report(system_error_code(errno));
+  if (spec_->config.nodelay) {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  upstream_.assign(ep.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return report(ec);
+  }
+  // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.
+  if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return report({});
+  if (errno != EINPROGRESS && errno != EINTR) return report(system_error_code(errno));
+  upstream_.async_wait(Socket::wait_write, [self](error_code wec) {
+    if (self->closing_) return;
+    self->guarded([&] { self->on_attempt(wec ? wec : connect_result(self->upstream_)); });
+  });
+}
+
+void Channel::on_attempt(const error_code& ec) {
+  if (closing_) return;
+  if (ec && next_endpoint_ < endpoints_.size()) return attempt(endpoints_[next_endpoint_++]);
+  endpoints_ = {};
+  on_connect(ec);
 }
 
 void Channel::resolve(std::string_view host, std::string_view port, Context::Resolved done) {
@@ -515,9 +563,6 @@ void Channel::on_connect(const error_code& failed) {
                  true);
   }
   rearm_for_reading(upstream_, upstream_ep_.protocol());
-  error_code ec;
-  upstream_.non_blocking(true, ec);
-  if (spec_->config.nodelay) upstream_.set_option(tcp::no_delay(true), ec);
   connect_ = Connect::connected;
   upstream_address_.clear();
   if (spdlog::should_log(spdlog::level::debug))

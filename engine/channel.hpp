@@ -27,7 +27,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
                       public ChannelHook,
                       private Pipeline::Host {
  public:
-  // `peer` is the client's address as accept() returned it.
+  // `client` is non-blocking, with TCP_NODELAY as the listener's config says (accepted sockets
+  // inherit it from the listening socket); `peer` is its address as accept() returned it.
   static void start(Worker& worker, Socket client, const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.
@@ -72,6 +73,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   bool drain_pipe(Direction dir);
   void wake(Direction dir);
   void begin_connect();
+  void attempt(const boost::asio::ip::tcp::endpoint& ep);
+  void on_attempt(const boost::system::error_code& ec);
   void on_connect(const boost::system::error_code& ec);
   std::optional<std::size_t> send_now(Direction dir, const char* p, std::size_t n);
   void enqueue(Direction dir, Chunk&& chunk, std::size_t done);
@@ -134,7 +137,9 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   Socket client_;
   Socket upstream_;
   boost::asio::ip::tcp::endpoint client_ep_;
-  boost::asio::ip::tcp::endpoint upstream_ep_;  // once connected
+  boost::asio::ip::tcp::endpoint upstream_ep_;             // the one connecting or connected
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // a host name's addresses
+  std::size_t next_endpoint_ = 0;                          // the next of them to try
   // Formatted on first use only: most channels never need their addresses as text.
   mutable std::string client_address_;
   mutable std::string upstream_address_;

@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,8 +50,16 @@ asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a);
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-// socket, SO_REUSEADDR + SO_REUSEPORT (every worker binds the same address), bind, listen.
-int listening_socket(const tcp::endpoint& at) {
+// Every socket accept(2) returns inherits TCP_NODELAY from the listening socket (Linux copies
+// the option into it): set here, it costs no system call per channel.
+bool set_nodelay(int fd, bool on) {
+  const int value = on;
+  return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) == 0;
+}
+
+// socket, SO_REUSEADDR + SO_REUSEPORT (every worker binds the same address), TCP_NODELAY as the
+// listener's config says, bind, listen.
+int listening_socket(const tcp::endpoint& at, bool nodelay) {
   const int fd = ::socket(at.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) fail("socket");
   auto close_on_error = [fd](const char* what) {
@@ -66,6 +75,7 @@ int listening_socket(const tcp::endpoint& at) {
     close_on_error("setsockopt(SO_REUSEPORT)");
   if (at.address().is_v6() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
     close_on_error("setsockopt(IPV6_V6ONLY)");
+  if (!set_nodelay(fd, nodelay)) close_on_error("setsockopt(TCP_NODELAY)");
   if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) close_on_error("bind");
   if (::listen(fd, SOMAXCONN) != 0) close_on_error("listen");
   return fd;
@@ -78,7 +88,7 @@ Listener::Listener(const std::vector<std::unique_ptr<Worker>>& workers,
     : spec_(std::move(spec)), address_(spec_->config.listen) {
   for (const auto& w : workers) {
     auto a = std::make_shared<Acceptor>(*w, spec_);
-    a->fd = listening_socket(address_);
+    a->fd = listening_socket(address_, spec_->config.nodelay);
     // Port 0 picks a free port once; the other workers join the same one.
     if (address_.port() == 0) {
       tcp::endpoint bound = address_;
@@ -104,7 +114,14 @@ void Listener::start() {
 
 void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
   spec_ = spec;
-  for (auto& a : acceptors_) a->worker.post([a, spec] { a->spec = spec; });
+  for (auto& a : acceptors_)
+    a->worker.post([a, spec] {
+      a->spec = spec;
+      const int fd = a->acceptor.is_open() ? a->acceptor.native_handle() : a->fd;
+      if (fd >= 0 && !set_nodelay(fd, spec->config.nodelay))
+        spdlog::warn("{}: cannot set TCP_NODELAY for new channels: {}", spec->config.name,
+                     std::system_category().message(errno));
+    });
 }
 
 void Listener::stop() {
@@ -119,37 +136,63 @@ void Listener::stop() {
 
 namespace {
 
+// Hands an accepted socket to a new channel; on failure only that client is dropped.
+void start_channel(Listener::Acceptor& a, tcp protocol, int fd, const tcp::endpoint& peer) {
+  try {
+    Socket client(a.worker.io);
+    error_code ec;
+    client.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      throw std::system_error(ec, "registering the client socket");
+    }
+    Channel::start(a.worker, std::move(client), peer, a.spec);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: cannot start a channel: {}", a.spec->config.name, e.what());
+  }
+}
+
 asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   if (a->stopped) co_return;
+  const tcp protocol = a->spec->config.listen.protocol();
   {
     error_code ec;
-    const tcp::endpoint at = a->spec->config.listen;
-    a->acceptor.assign(at.protocol(), a->fd, ec);
+    a->acceptor.assign(protocol, a->fd, ec);
     if (ec) {
       spdlog::error("{}: cannot accept: {}", a->spec->config.name, ec.message());
       co_return;
     }
     a->fd = -1;  // the acceptor owns it now
   }
-  tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per channel
+  // accept4(2) itself, not Asio's accept: the socket comes non-blocking (Asio's adds an ioctl per
+  // channel) and with the client's address (no getpeername). One accept per readiness wait: the
+  // wait re-arms the socket, which reports at once if more connections are queued, where
+  // accepting until EAGAIN costs a failed accept per wake-up.
   for (;;) {
-    auto [ec, socket] = co_await a->acceptor.async_accept(a->worker.io, peer, use_tuple);
+    auto [ec] = co_await a->acceptor.async_wait(tcp::acceptor::wait_read, use_tuple);
     if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-    if (ec) {
-      // Out of file descriptors (or a transient error): back off instead of spinning; the
-      // pending connection stays in the backlog until a channel closes.
-      spdlog::warn("{}: accept failed: {}", a->spec->config.name, ec.message());
-      asio::steady_timer pause(a->worker.io, std::chrono::milliseconds(100));
-      co_await pause.async_wait(use_tuple);
-      continue;
+    int err = ec.value();
+    tcp::endpoint peer;
+    if (!ec) {
+      socklen_t len = static_cast<socklen_t>(peer.capacity());
+      const int fd =
+          ::accept4(a->acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      err = fd < 0 ? errno : 0;
+      if (fd >= 0) {
+        peer.resize(len);
+        start_channel(*a, protocol, fd, peer);
+        continue;
+      }
     }
-    try {
-      Channel::start(a->worker, std::move(socket), peer, a->spec);
-    } catch (const std::exception& e) {
-      // Out of memory for one channel: drop that client, keep accepting.
-      spdlog::error("{}: cannot start a channel: {}", a->spec->config.name, e.what());
-    }
+    // Gone before it was accepted, or a signal: nothing to do but wait again.
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ECONNABORTED || err == EINTR) continue;
+    // Out of file descriptors (or another transient error): back off instead of spinning; the
+    // pending connection stays in the backlog until a channel closes.
+    spdlog::warn("{}: accept failed: {}", a->spec->config.name,
+                 ec ? ec.message() : std::system_category().message(err));
+    asio::steady_timer pause(a->worker.io, std::chrono::milliseconds(100));
+    co_await pause.async_wait(use_tuple);
   }
 }
 

@@ -1,14 +1,17 @@
-// Upstream connects that hang, IPv6 on both sides, host-name upstreams, and extensions through
-// the real binary.
+// Upstream connects that hang, IPv6 on both sides, host-name upstreams, TCP_NODELAY on both of a
+// channel's sockets, and extensions through the real binary.
 #define BOOST_TEST_MODULE connect
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <csignal>
+#include <filesystem>
 
 #include "support.hpp"
 
@@ -66,7 +69,88 @@ int connect_v6(std::uint16_t port) {
   return fd;
 }
 
+std::uint16_t port_of(const sockaddr_in& a) {
+  return ntohs(a.sin_port);
+}
+
+// Through syscall(2): glibc 2.36's <sys/pidfd.h> lacks extern "C", so C++ cannot link to it.
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+int pidfd_getfd(int pidfd, int fd) {
+  return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+}
+
+// TCP_NODELAY (0 or 1) of the IPv4 socket in process `pid` whose local and peer ports are
+// `local` and `peer` (0: any), taken out of it with pidfd_getfd(2); -1 if it has none such.
+int nodelay_in(pid_t pid, std::uint16_t local, std::uint16_t peer) {
+  const int pidfd = pidfd_open(pid);
+  if (pidfd < 0) throw std::runtime_error("pidfd_open: " + std::string(std::strerror(errno)));
+  int found = -1;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path(), ec).string().rfind("socket:", 0) != 0) continue;
+    const int fd = pidfd_getfd(pidfd, std::stoi(entry.path().filename().string()));
+    if (fd < 0) continue;
+    sockaddr_in here{}, there{};
+    socklen_t len = sizeof here, plen = sizeof there;
+    int value = 0;
+    socklen_t vlen = sizeof value;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&here), &len) == 0 &&
+        here.sin_family == AF_INET &&
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&there), &plen) == 0 &&
+        port_of(here) == (local ? local : port_of(here)) && port_of(there) == peer &&
+        ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &vlen) == 0)
+      found = value != 0;
+    ::close(fd);
+    if (found >= 0) break;
+  }
+  ::close(pidfd);
+  return found;
+}
+
+std::uint16_t local_port(const Socket& s) {
+  const std::string a = s.local_address();
+  return static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)));
+}
+
 }  // namespace
+
+// sluice's client socket comes from accept(2) and inherits TCP_NODELAY from the listening socket
+// (no system call per channel); the upstream's is set before the connect. A reload that turns
+// "nodelay" off reaches the next channel through the listening socket too.
+BOOST_AUTO_TEST_CASE(nodelay_is_on_both_sockets_of_a_channel_as_configured_and_reloaded) {
+  TempDir dir;
+  auto echo = echo_server();
+  const auto port = free_port();
+  auto config = [&](bool nodelay) {
+    return json{
+        {"workers", 1},
+        {"listeners",
+         {{{"listen", loopback(port)}, {"upstream", echo->address()}, {"nodelay", nodelay}}}}};
+  };
+  const auto file = write_json(dir.file("nodelay.json"), config(true));
+  auto sluice = Sluice::run_config(file);
+  const pid_t pid = sluice->process().pid();
+
+  Socket a = Socket::connect(port);
+  BOOST_TEST(roundtrip(a, "a") == "a");  // the upstream is connected
+  BOOST_TEST(nodelay_in(pid, port, local_port(a)) == 1);
+  BOOST_TEST(nodelay_in(pid, 0, echo->port()) == 1);
+
+  write_json(file, config(false));
+  sluice->send_signal(SIGHUP);
+  BOOST_REQUIRE_MESSAGE(sluice->wait_for_log("reload done"), sluice->log());
+  a.close();
+  BOOST_REQUIRE(wait_until([&] { return echo->finished() == 1; }, kWait));
+  Socket b = Socket::connect(port);
+  BOOST_TEST(roundtrip(b, "b") == "b");
+  BOOST_TEST(nodelay_in(pid, port, local_port(b)) == 0);
+  BOOST_TEST(nodelay_in(pid, 0, echo->port()) == 0);
+  b.close();
+  BOOST_TEST(sluice->stop() == 0);
+}
 
 BOOST_AUTO_TEST_CASE(a_hanging_upstream_connect_times_out_and_closes_only_its_channel) {
   TempDir dir;
