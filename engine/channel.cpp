@@ -132,6 +132,9 @@ Channel::~Channel() {
 
 void Channel::open() {
   try {
+    // Asio's accept leaves the socket blocking; TCP_NODELAY came from the listening socket.
+    error_code ec;
+    client_.non_blocking(true, ec);
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address());
     opening_ = true;

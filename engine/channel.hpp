@@ -27,8 +27,8 @@ class Channel final : public std::enable_shared_from_this<Channel>,
                       public ChannelHook,
                       private Pipeline::Host {
  public:
-  // `client` is non-blocking, with TCP_NODELAY as the listener's config says (accepted sockets
-  // inherit it from the listening socket); `peer` is its address as accept() returned it.
+  // `client` has TCP_NODELAY as the listener's config says (accepted sockets inherit it from the
+  // listening socket); `peer` is its address as accept() returned it.
   static void start(Worker& worker, Socket client, const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.

@@ -136,63 +136,37 @@ void Listener::stop() {
 
 namespace {
 
-// Hands an accepted socket to a new channel; on failure only that client is dropped.
-void start_channel(Listener::Acceptor& a, tcp protocol, int fd, const tcp::endpoint& peer) {
-  try {
-    Socket client(a.worker.io);
-    error_code ec;
-    client.assign(protocol, fd, ec);
-    if (ec) {
-      ::close(fd);
-      throw std::system_error(ec, "registering the client socket");
-    }
-    Channel::start(a.worker, std::move(client), peer, a.spec);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: cannot start a channel: {}", a.spec->config.name, e.what());
-  }
-}
-
 asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   if (a->stopped) co_return;
-  const tcp protocol = a->spec->config.listen.protocol();
   {
     error_code ec;
-    a->acceptor.assign(protocol, a->fd, ec);
+    const tcp::endpoint at = a->spec->config.listen;
+    a->acceptor.assign(at.protocol(), a->fd, ec);
     if (ec) {
       spdlog::error("{}: cannot accept: {}", a->spec->config.name, ec.message());
       co_return;
     }
     a->fd = -1;  // the acceptor owns it now
   }
-  // accept4(2) itself, not Asio's accept: the socket comes non-blocking (Asio's adds an ioctl per
-  // channel) and with the client's address (no getpeername). One accept per readiness wait: the
-  // wait re-arms the socket, which reports at once if more connections are queued, where
-  // accepting until EAGAIN costs a failed accept per wake-up.
+  tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per channel
   for (;;) {
-    auto [ec] = co_await a->acceptor.async_wait(tcp::acceptor::wait_read, use_tuple);
+    auto [ec, socket] = co_await a->acceptor.async_accept(a->worker.io, peer, use_tuple);
     if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-    int err = ec.value();
-    tcp::endpoint peer;
-    if (!ec) {
-      socklen_t len = static_cast<socklen_t>(peer.capacity());
-      const int fd =
-          ::accept4(a->acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      err = fd < 0 ? errno : 0;
-      if (fd >= 0) {
-        peer.resize(len);
-        start_channel(*a, protocol, fd, peer);
-        continue;
-      }
+    if (ec) {
+      // Out of file descriptors (or a transient error): back off instead of spinning; the
+      // pending connection stays in the backlog until a channel closes.
+      spdlog::warn("{}: accept failed: {}", a->spec->config.name, ec.message());
+      asio::steady_timer pause(a->worker.io, std::chrono::milliseconds(100));
+      co_await pause.async_wait(use_tuple);
+      continue;
     }
-    // Gone before it was accepted, or a signal: nothing to do but wait again.
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ECONNABORTED || err == EINTR) continue;
-    // Out of file descriptors (or another transient error): back off instead of spinning; the
-    // pending connection stays in the backlog until a channel closes.
-    spdlog::warn("{}: accept failed: {}", a->spec->config.name,
-                 ec ? ec.message() : std::system_category().message(err));
-    asio::steady_timer pause(a->worker.io, std::chrono::milliseconds(100));
-    co_await pause.async_wait(use_tuple);
+    try {
+      Channel::start(a->worker, std::move(socket), peer, a->spec);
+    } catch (const std::exception& e) {
+      // Out of memory for one channel: drop that client, keep accepting.
+      spdlog::error("{}: cannot start a channel: {}", a->spec->config.name, e.what());
+    }
   }
 }
 
