@@ -516,7 +516,7 @@ void Channel::begin_connect() {
 
 // One connect of the upstream socket to `ep`, non-blocking, with a socket that socket(2) makes
 // non-blocking and close-on-exec, and TCP_NODELAY set before the handshake. Asio's async_connect
-// costs two system calls more (an ioctl to make its socket non-blocking, a poll when it is done).
+// costs a system call more: a poll(2) when it is done.
 // The outcome always comes through the worker's queue, never from inside this call: a connect
 // may start inside a middleware's hook, and on_connected must not run under it.
 void Channel::attempt(const tcp::endpoint& ep) {
