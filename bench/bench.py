@@ -39,6 +39,7 @@ PEER_PACKAGES = {
     "libnginx-mod-stream": "libnginx-mod-stream",
     "iperf3": "iperf3",
     "valgrind": "valgrind",
+    "perf": "linux-perf",
 }
 BUILD_PACKAGES = ["g++", "cmake", "ninja-build"]
 
@@ -873,6 +874,167 @@ def run_callgrind(args, env, tmp, contenders):
     return {"round_trips": n_rtt, "bulk_bytes": bulk, "results": results}, "\n".join(lines), notes
 
 
+# ---------------------------------------------------------------------------------------------
+# --perf: where each proxy's CPU goes (user space against the kernel, and which system calls), from
+# system-wide cpu-clock samples. callgrind counts user space only; on loopback most of a proxy's
+# time is the kernel's TCP work, which this shows.
+
+PERF_SAMPLE_HZ = 999
+
+
+def perf_samples(path):
+    """Yields (pid, in_kernel, syscall or None) per sample of `perf script` on `path`."""
+    r = subprocess.run(["perf", "script", "-i", path, "-F", "pid,ip,sym,dso"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise BenchError(f"perf script: {r.stderr.strip()[-400:]}")
+    pid, frames = None, []
+
+    def sample():
+        top_kernel = bool(frames) and frames[0][1] == "[kernel.kallsyms]"
+        call = None
+        for sym, _ in frames:  # the outermost __x64_sys_ frame is the system call
+            if sym.startswith("__x64_sys_"):
+                call = sym[len("__x64_sys_"):]
+        return pid, top_kernel, call
+
+    for line in r.stdout.splitlines():
+        if not line.strip():
+            if pid is not None:
+                yield sample()
+            pid, frames = None, []
+        elif not line.startswith("\t"):  # a sample's header line: its pid; frames follow
+            pid = int(line.split()[0])
+        else:
+            parts = line.split()
+            if len(parts) >= 3:
+                frames.append((parts[1].split("+")[0], parts[-1].strip("()")))
+    if pid is not None:
+        yield sample()
+
+
+def perf_profile(path, pids):
+    """The proxy's share of all CPU samples (idle included), split by user/kernel and syscall."""
+    total = mine = kernel = 0
+    calls = {}
+    for pid, in_kernel, call in perf_samples(path):
+        total += 1
+        if pid not in pids:
+            continue
+        mine += 1
+        if in_kernel:
+            kernel += 1
+            key = call or "outside system calls (softirq, faults)"
+            calls[key] = calls.get(key, 0) + 1
+    if not total:
+        raise BenchError("perf recorded no samples")
+    return {"samples": total, "proxy_samples": mine, "proxy_kernel_samples": kernel,
+            "proxy_syscall_samples": calls}
+
+
+def run_perf(args, env, tmp, contenders):
+    seconds = 4 if args.quick else 8
+    window = seconds - 2  # after a second of warm-up, and before the load's last second
+    names = [c for c in contenders if c != "direct"]
+    ncpu = os.cpu_count()
+    probe = os.path.join(tmp, "perf.probe.data")
+    try:
+        r = subprocess.run(["perf", "record", "-q", "-a", "-e", "cpu-clock", "-o", probe, "--",
+                            "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"perf cannot sample every CPU here: {e}")
+    if r.returncode != 0:
+        raise BenchError("perf cannot sample every CPU here (it needs root, or "
+                         f"kernel.perf_event_paranoid <= 0): {r.stderr.strip()[-300:]}")
+    results, notes = {}, []
+    for load in ("connrate", "tput1"):
+        for name in names:
+            out = os.path.join(tmp, f"perf.{name}.{load}.data")
+            if load == "connrate":
+                server, up = start_echo(env, tmp, seconds + 30)
+            else:
+                server, up = start_iperf_server(tmp, seconds + 30)
+            px = client = None
+            try:
+                px = start_proxy(name, up, env, tmp)
+                pids = set(px.pids())
+                if load == "connrate":
+                    argv = [env["tools"] + "/bench-load", "connrate", "--connect",
+                            f"{HOST}:{px.port}", "--threads", "4", "--seconds", str(seconds)]
+                else:
+                    argv = ["iperf3", "-c", HOST, "-p", str(px.port), "-t", str(seconds), "-J",
+                            "--connect-timeout", "3000"]
+                client = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+                time.sleep(1)
+                rec = subprocess.run(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F",
+                                      str(PERF_SAMPLE_HZ), "-o", out, "--", "sleep", str(window)],
+                                     stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                     timeout=window + 60)
+                try:
+                    text, _ = client.communicate(timeout=seconds + 20)
+                except subprocess.TimeoutExpired:
+                    raise BenchError(f"{load} through {name} did not finish")
+                if rec.returncode != 0:
+                    raise BenchError(f"perf record: {rec.stderr.strip()[-400:]}")
+                if not px.alive():
+                    raise BenchError(f"{name} exited during the test\n{tail(px.logpath)}")
+                try:
+                    res = json.loads(text) if load == "tput1" else json.loads(
+                        text.strip().splitlines()[-1])
+                except (json.JSONDecodeError, IndexError):
+                    raise BenchError(f"{load} through {name}: no result: {text.strip()[-300:]}")
+                prof = perf_profile(out, pids)
+                # The proxy's CPU seconds in the window, from its share of every CPU's samples.
+                cpu_s = prof["proxy_samples"] / prof["samples"] * ncpu * window
+                if load == "connrate":
+                    rate = res["rate"]
+                    prof.update(rate=rate, per_unit_us=cpu_s * 1e6 / (rate * window))
+                else:
+                    recv = res["end"]["sum_received"]
+                    rate = recv["bytes"] / recv["seconds"]
+                    prof.update(gbps=rate * 8 / 1e9, per_unit_us=cpu_s * 1e6 / (rate * window / 1e6))
+                results.setdefault(load, {})[name] = prof
+                log(f"  perf {load:8} {name:8} {prof['per_unit_us']:.2f} CPU µs per "
+                    f"{'connection' if load == 'connrate' else 'MB'}")
+            except BenchError as e:
+                notes.append(f"perf {name} {load}: {e}")
+                log(f"  perf {load:8} {name:8} ERROR {str(e).splitlines()[0]}")
+            finally:
+                if client is not None and client.poll() is None:
+                    client.kill()
+                    client.wait()
+                stop_proxy(px, notes)
+                stop(server, grace=2)
+                if os.path.exists(out):
+                    os.remove(out)
+
+    def row(load, name, unit):
+        p = results.get(load, {}).get(name)
+        if not p:
+            return f"| {LABELS[name]} | – | – | – | – | – |"
+        mine = p["proxy_samples"] or 1
+        peers = [results[load][q]["per_unit_us"] for q in PEERS if q in results.get(load, {})]
+        ratio = f" ({p['per_unit_us'] / min(peers):.2f}x)" if peers and min(peers) > 0 else ""
+        rate = f"{p['rate']:,.0f} conn/s" if load == "connrate" else f"{p['gbps']:.2f} Gbit/s"
+        top = sorted(p["proxy_syscall_samples"].items(), key=lambda kv: -kv[1])[:5]
+        calls = ", ".join(f"{k} {100 * v / mine:.0f} %" for k, v in top)
+        user = 100 * (p["proxy_samples"] - p["proxy_kernel_samples"]) / mine
+        return (f"| {LABELS[name]} | {rate} | {p['per_unit_us']:.{unit}f}{ratio} | {user:.0f} % | "
+                f"{100 - user:.0f} % | {calls} |")
+
+    lines = []
+    for load, title, unit in (("connrate", "CPU µs per connection (conn/s load)", 1),
+                              ("tput1", "CPU µs per MB (1-stream iperf3)", 2)):
+        lines += [f"| | rate | {title} | user | kernel | kernel time by system call "
+                  "(share of the proxy's CPU) |", "|---|---|---|---|---|---|"]
+        lines += [row(load, n, unit) for n in names]
+        lines.append("")
+    return {"seconds": seconds, "window": window, "hz": PERF_SAMPLE_HZ, "results": results}, \
+        "\n".join(lines).rstrip(), notes
+
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -880,6 +1042,8 @@ def main():
                     help="smoke run: 1 round, 2 s iperf3, 1,000 idle channels (< 3 min built)")
     ap.add_argument("--callgrind", action="store_true",
                     help="instruction counts under valgrind --tool=callgrind instead of timings")
+    ap.add_argument("--perf", action="store_true",
+                    help="where each proxy's CPU goes, from perf's system-wide cpu-clock samples")
     ap.add_argument("--rounds", type=int, help="rounds of every scenario (default 3, quick 1)")
     ap.add_argument("--duration", type=int, help="iperf3 seconds per run (default 5, quick 2)")
     ap.add_argument("--channels", type=int, help="idle channels (default 9900, quick 1000)")
@@ -900,7 +1064,9 @@ def main():
                     help="exit 1 if any measurement failed or any proxy misbehaved")
     args = ap.parse_args()
 
-    default = "sluice,haproxy,nginx" if args.callgrind else ",".join(CONTENDERS)
+    if args.callgrind and args.perf:
+        ap.error("--callgrind and --perf are separate runs")
+    default = "sluice,haproxy,nginx" if args.callgrind or args.perf else ",".join(CONTENDERS)
     contenders = [c for c in (args.contenders or default).split(",") if c]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for c in contenders:
@@ -929,6 +1095,8 @@ def main():
             pk = ["haproxy", "nginx", "libnginx-mod-stream", "iperf3"]
             if args.callgrind:
                 pk.append("valgrind")
+            if args.perf:
+                pk.append("perf")
             install_packages([PEER_PACKAGES[p] for p in pk])
         sluice, tools = build(args)
         env = {"sluice": sluice, "tools": tools, "machine": machine(),
@@ -950,6 +1118,11 @@ def main():
             data, tbl, notes = run_callgrind(args, env, tmp, contenders)
             doc.update(mode="callgrind", callgrind=data)
             suffix = "-callgrind"
+        elif args.perf:
+            log("bench: perf mode (system-wide cpu-clock samples, workers 2)")
+            data, tbl, notes = run_perf(args, env, tmp, contenders)
+            doc.update(mode="perf", perf=data)
+            suffix = "-perf"
         else:
             log(f"bench: contenders {', '.join(contenders)}; scenarios {', '.join(scenarios)}")
             cfg, runs, values, med, notes = run_timed(args, env, tmp, contenders, scenarios)
@@ -977,6 +1150,11 @@ def main():
             print("Instructions are user-space instructions of the whole proxy process counted by "
                   "callgrind: (N round trips − a run with 0) ÷ N, and (a bulk echo of B bytes − "
                   "the same baseline) ÷ 2B. Ratios are to the better of HAProxy and nginx.")
+        elif args.perf:
+            print("CPU per connection or MB is the proxy's share of all CPUs' cpu-clock samples "
+                  "(idle included) × CPUs × seconds ÷ the work done in the sampled seconds. "
+                  "Ratios are to the better of HAProxy and nginx. The system calls include the "
+                  "softirq work the kernel does inside them (on loopback, the peer's receive).")
         else:
             print("Medians of the rounds. (Nx) is the figure ÷ the best peer's (the better of "
                   "HAProxy and nginx in this run); for RTT it is the latency added over direct ÷ "
