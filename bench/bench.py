@@ -51,14 +51,23 @@ BUILD_PACKAGES = ["g++", "cmake", "ninja-build"]
 PASS_THROUGH_TYPES = ["pass", "passthrough", "pass-through", "noop", "nop", "identity"]
 NEVER = {"type": "replace", "from": "\u007fnever\u0000", "to": "x"}
 
-CONTENDERS = ["direct", "haproxy", "nginx", "sluice", "sluice-copy", "sluice-8mw",
-              "sluice-hexdump", "sluice-capture"]
+CONTENDERS = ["direct", "haproxy", "haproxy-busy", "nginx", "sluice", "sluice-busy", "sluice-copy",
+              "sluice-8mw", "sluice-hexdump", "sluice-capture"]
+# The ratio base of every column is the best of these, in their default configs. HAProxy's
+# busy-polling is a row of its own beside sluice's busy_poll_us, not a base: it keeps every thread
+# polling forever, so its RTT falls below direct's and an added-latency ratio against it means
+# nothing.
 PEERS = ["haproxy", "nginx"]
+# Spinning proxies would count their idle polling as work under callgrind and perf.
+BUSY = ["haproxy-busy", "sluice-busy"]
+BUSY_POLL_US = 50
 LABELS = {
     "direct": "direct (no proxy)",
     "haproxy": "HAProxy, mode tcp",
+    "haproxy-busy": "HAProxy, mode tcp, busy-polling",
     "nginx": "nginx stream",
     "sluice": "sluice, empty chain",
+    "sluice-busy": f"sluice, empty chain, busy_poll_us {BUSY_POLL_US}",
     "sluice-copy": "sluice, empty chain, splice off",
     "sluice-8mw": "sluice, 8 pass-through middlewares",
     "sluice-hexdump": "sluice, hexdump max_bytes 0",
@@ -270,10 +279,11 @@ class Proxy:
         return self.proc is None or self.proc.poll() is None
 
 
-def haproxy_config(port, upstream, threads):
+def haproxy_config(port, upstream, threads, busy=False):
+    busy_line = "    busy-polling\n" if busy else ""
     return f"""global
     nbthread {threads}
-    maxconn 20000
+{busy_line}    maxconn 20000
     # maxconn 20000 asks for ~40,000 fds and the hard limit here is 20,000: start anyway (a
     # warning), as the other proxies do; 9,900 channels fit.
     no strict-limits
@@ -341,7 +351,10 @@ def sluice_config(name, port, upstream, workers, env, workdir):
     if name == "sluice-copy":
         # The buffered data path with nothing in the chain: what the middleware rows add to.
         listener["splice"] = False
-    return json.dumps({"workers": workers, "listeners": [listener]}, indent=2) + "\n"
+    config = {"workers": workers, "listeners": [listener]}
+    if name == "sluice-busy":
+        config["busy_poll_us"] = BUSY_POLL_US
+    return json.dumps(config, indent=2) + "\n"
 
 
 def start_proxy(name, upstream, env, tmp, workers=2, valgrind_out=None):
@@ -352,10 +365,10 @@ def start_proxy(name, upstream, env, tmp, workers=2, valgrind_out=None):
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=tmp)
     logpath = os.path.join(d, "stderr.log")
     single = valgrind_out is not None
-    if name == "haproxy":
+    if name.startswith("haproxy"):
         cfg = os.path.join(d, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_config(port, upstream, workers))
+            f.write(haproxy_config(port, upstream, workers, busy=name == "haproxy-busy"))
         argv = ["haproxy", "-db", "-f", cfg, "-p", os.path.join(d, "haproxy.pid")]
     elif name == "nginx":
         cfg = os.path.join(d, "nginx.conf")
@@ -1072,6 +1085,8 @@ def main():
     for c in contenders:
         if c not in CONTENDERS:
             ap.error(f"unknown contender {c}")
+        if c in BUSY and (args.callgrind or args.perf):
+            ap.error(f"{c} spins while idle: not for --callgrind or --perf")
     for s in scenarios:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s}")

@@ -32,7 +32,8 @@ void log_listening(const Listener& l, const Config& config) {
 Engine::Engine(Runtime runtime, Extensions& extensions, Reload reload)
     : runtime_(std::move(runtime)), extensions_(extensions), reload_(std::move(reload)) {
   for (unsigned i = 0; i < runtime_.config.workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, runtime_.config.max_pipes, *lookup_));
+    workers_.push_back(std::make_unique<Worker>(i, runtime_.config.max_pipes,
+                                                runtime_.config.busy_poll, *lookup_));
 }
 
 Engine::~Engine() {
@@ -105,10 +106,13 @@ void Engine::reload() {
       spdlog::warn("reload: \"workers\" changes take effect at the next start");
     if (next.config.max_pipes != runtime_.config.max_pipes)
       spdlog::warn("reload: \"max_pipes\" changes take effect at the next start");
+    if (next.config.busy_poll != runtime_.config.busy_poll)
+      spdlog::warn("reload: \"busy_poll_us\" changes take effect at the next start");
     if (next.config.extensions != extensions_.source)
       spdlog::warn("reload: \"extensions\" changes take effect at the next start");
     next.config.workers = runtime_.config.workers;
     next.config.max_pipes = runtime_.config.max_pipes;
+    next.config.busy_poll = runtime_.config.busy_poll;
     auto old = std::move(listeners_);
     try {
       listeners_ = bind_all(next, old);
@@ -141,7 +145,7 @@ int Engine::run() {
     worker->thread = std::thread([worker] {
       for (;;) {
         try {
-          worker->io.run();
+          worker->run();
           return;
         } catch (const std::exception& e) {
           spdlog::error("worker {}: unexpected exception: {}", worker->index, e.what());
@@ -154,7 +158,9 @@ int Engine::run() {
     l->start();
     log_listening(*l, runtime_.config);
   }
-  spdlog::info("sluice ready: {} listener(s), {} worker(s)", listeners_.size(), workers_.size());
+  const auto busy_us = runtime_.config.busy_poll.count();
+  spdlog::info("sluice ready: {} listener(s), {} worker(s){}", listeners_.size(), workers_.size(),
+               busy_us ? fmt::format(", each polling {} us before it sleeps", busy_us) : "");
 
   asio::steady_timer tick(main);
   bool draining = false, aborted = false;

@@ -40,7 +40,7 @@ using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                                 boost::asio::io_context::executor_type>;
 
 struct Worker {
-  Worker(unsigned i, unsigned max_pipes, Lookup& lookup);
+  Worker(unsigned i, unsigned max_pipes, std::chrono::microseconds busy_poll, Lookup& lookup);
   ~Worker();  // where Channel is complete
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -48,7 +48,11 @@ struct Worker {
   // From any thread: runs `task` on this worker's thread, in the order posted. Before the thread
   // runs, tasks wait; if it never does, they are destroyed with the worker.
   void post(std::function<void()> task);
-  // From any thread: io.run() returns once the tasks posted before have run.
+  // On this worker's thread: runs io until stop(). With busy_poll above zero, the worker goes on
+  // polling (epoll_wait with no timeout) for that long after its last event before it sleeps,
+  // so a reply that comes back within it needs no wake-up of this thread; idle, it costs no CPU.
+  void run();
+  // From any thread: run() returns once the tasks posted before have run.
   void stop();
   // On this worker's thread: looks `host` up without blocking it; `done` runs here later.
   void resolve(std::string host, std::string port, Lookup::Done done) {
@@ -56,6 +60,7 @@ struct Worker {
   }
 
   unsigned index;
+  std::chrono::microseconds busy_poll;
   Lookup& lookup;
   // Declared before io: destroying io destroys pending handlers, which may own channels, and
   // a channel's destructor still uses these.
