@@ -691,6 +691,35 @@ std::string Sha256::hex() {
   return out;
 }
 
+namespace {
+// Through syscall(2): glibc 2.36's <sys/pidfd.h> lacks extern "C", so C++ cannot link to it.
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+int pidfd_getfd(int pidfd, int fd) {
+  return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+}
+}  // namespace
+
+void inspect_fds(pid_t pid, std::string_view kind,
+                 const std::function<bool(int fd, const std::string& link)>& inspect) {
+  const int pidfd = pidfd_open(pid);
+  if (pidfd < 0) throw std::runtime_error("pidfd_open: " + std::string(std::strerror(errno)));
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code lec;
+    const std::string link = std::filesystem::read_symlink(entry.path(), lec).string();
+    if (lec || link.rfind(kind, 0) != 0) continue;
+    const int fd = pidfd_getfd(pidfd, std::stoi(entry.path().filename().string()));
+    if (fd < 0) continue;  // closed since the listing
+    const bool stop = inspect(fd, link);
+    ::close(fd);
+    if (stop) break;
+  }
+  ::close(pidfd);
+}
+
 std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);
@@ -708,7 +737,8 @@ End hash_to_end(Socket& s, Sha256& h, std::size_t& bytes) {
   }
 }
 
-EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
+EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed,
+                           std::shared_future<void> read_after) {
   EchoTransfer r;
   try {
     Socket s = Socket::connect(port);
@@ -739,6 +769,7 @@ EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t 
         writer_error = e.what();
       }
     });
+    if (read_after.valid()) read_after.wait_for(120s);
     Sha256 h;
     r.end = hash_to_end(s, h, r.received);
     r.received_sha = h.hex();

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -298,9 +299,18 @@ struct EchoTransfer {
 // One channel through an echo upstream: a writer thread sends `bytes` of pattern_fill(seed)
 // in pieces of varying size, then half-closes, while this thread reads the echo until the
 // stream ends. Byte integrity holds when received == sent and the two SHA-256 agree.
-EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed);
+// With `read_after` valid, the reading starts only once it is ready (or after 120 s): the echo
+// then backs up until every buffer on the way is full and the writer stalls.
+EchoTransfer echo_transfer(std::uint16_t port, std::size_t bytes, std::uint64_t seed,
+                           std::shared_future<void> read_after = {});
 // "" when `r` sent `bytes` and got every one back unchanged up to EOF; otherwise what differs.
 std::string echo_problem(const EchoTransfer& r, std::size_t bytes);
+
+// Calls `inspect(fd, link)` with a duplicate, taken with pidfd_getfd(2), of every descriptor of
+// process `pid` whose /proc/PID/fd link starts with `kind` ("socket:", "pipe:"), until it returns
+// true. The duplicate is closed after the call. Throws if the process cannot be opened.
+void inspect_fds(pid_t pid, std::string_view kind,
+                 const std::function<bool(int fd, const std::string& link)>& inspect);
 
 std::string sha256_hex(std::string_view data);
 

@@ -6,12 +6,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <csignal>
-#include <filesystem>
 
 #include "support.hpp"
 
@@ -73,26 +71,11 @@ std::uint16_t port_of(const sockaddr_in& a) {
   return ntohs(a.sin_port);
 }
 
-// Through syscall(2): glibc 2.36's <sys/pidfd.h> lacks extern "C", so C++ cannot link to it.
-int pidfd_open(pid_t pid) {
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
-int pidfd_getfd(int pidfd, int fd) {
-  return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-}
-
 // TCP_NODELAY (0 or 1) of the IPv4 socket in process `pid` whose local and peer ports are
-// `local` and `peer` (0: any), taken out of it with pidfd_getfd(2); -1 if it has none such.
+// `local` and `peer` (0: any); -1 if it has none such.
 int nodelay_in(pid_t pid, std::uint16_t local, std::uint16_t peer) {
-  const int pidfd = pidfd_open(pid);
-  if (pidfd < 0) throw std::runtime_error("pidfd_open: " + std::string(std::strerror(errno)));
   int found = -1;
-  for (const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    std::error_code ec;
-    if (std::filesystem::read_symlink(entry.path(), ec).string().rfind("socket:", 0) != 0) continue;
-    const int fd = pidfd_getfd(pidfd, std::stoi(entry.path().filename().string()));
-    if (fd < 0) continue;
+  inspect_fds(pid, "socket:", [&](int fd, const std::string&) {
     sockaddr_in here{}, there{};
     socklen_t len = sizeof here, plen = sizeof there;
     int value = 0;
@@ -103,10 +86,8 @@ int nodelay_in(pid_t pid, std::uint16_t local, std::uint16_t peer) {
         port_of(here) == (local ? local : port_of(here)) && port_of(there) == peer &&
         ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &vlen) == 0)
       found = value != 0;
-    ::close(fd);
-    if (found >= 0) break;
-  }
-  ::close(pidfd);
+    return found >= 0;
+  });
   return found;
 }
 
