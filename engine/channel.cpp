@@ -82,23 +82,6 @@ error_code connect_result(Socket& s) {
   return system_error_code(err);
 }
 
-// Asio's reactor keeps EPOLLOUT in a socket's epoll registration once anything has waited for it
-// to be writable (a connect does), and every later read wait re-arms the socket (EPOLL_CTL_MOD):
-// a writable socket then reports, edge-triggered, a writability no one waits for, which costs a
-// wake-up of the worker per message read. Registering the socket anew drops EPOLLOUT, for three
-// epoll_ctl calls per connection (DEL and ADD now, and the DEL Asio makes at close for any socket
-// it adopted). Only between operations: release() cancels pending ones (none are, once connected).
-void rearm_for_reading(Socket& s, tcp protocol) {
-  error_code ec;
-  const int fd = s.release(ec);
-  if (ec) return;
-  s.assign(protocol, fd, ec);
-  if (ec) {
-    ::close(fd);
-    throw std::system_error(ec, "registering the upstream socket again");
-  }
-}
-
 }  // namespace
 
 void Channel::start(Worker& worker, Socket client, const tcp::endpoint& peer,
@@ -158,15 +141,12 @@ void Channel::read(Direction dir) {
   if (dir == Direction::downstream && connect_ != Connect::connected) return;
   Socket& src = source(dir);
   f.reading = true;
-  bool drained = false;  // the last read took less than it could: the socket was empty then
   for (int burst = 0;; ++burst) {
     if (closing_ || f.source_done) break;
     if (f.queued >= spec_->config.high_watermark) f.full = true;
     if (f.full || f.piped || pipeline_.holding(dir)) break;
-    // No read to EAGAIN after a short one: parking re-arms the socket in epoll (Asio's reactor
-    // does EPOLL_CTL_MOD for a wait), which reports it at once if bytes or the FIN came since.
-    // One recv less per message of request/response traffic.
-    if (drained) return park(dir);
+    // Read on to EAGAIN even after a short read: a FIN that came with the last bytes raised no
+    // edge of its own, and a park (which does not re-arm epoll) would then wait forever.
     if (burst == read_burst) {
       asio::post(worker_.io, [self = shared_from_this(), dir] {
         self->flow(dir).reading = false;
@@ -203,7 +183,6 @@ void Channel::read(Direction dir) {
       break;
     }
     const auto n = static_cast<std::size_t>(got);
-    drained = n < cap;
     f.read += n;
     f.bulk = splices_ && still_bulk(f.bulk, n);
     last_activity_ = Clock::now();
@@ -225,15 +204,18 @@ void Channel::read(Direction dir) {
   f.reading = false;
 }
 
-// Waits for the source of `dir` to become readable; f.reading stays set until then.
+// Waits for the source of `dir` to become readable; f.reading stays set until then. Every park
+// follows a read of that socket that would block (ReadableWait's contract).
 void Channel::park(Direction dir) {
-  source(dir).async_wait(Socket::wait_read, [self = shared_from_this(), dir](error_code ec) {
-    self->flow(dir).reading = false;
-    if (self->closing_) return;
-    self->guarded([&] {
-      if (ec) return self->close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
-      self->read(dir);
-    });
+  read_wait_[dir == Direction::upstream ? 0 : 1].start(source(dir), shared_from_this());
+}
+
+void Channel::on_readable(Direction dir, const error_code& ec) {
+  flow(dir).reading = false;
+  if (closing_) return;
+  guarded([&] {
+    if (ec) return close(std::string(side_of(dir)) + " wait failed: " + ec.message(), true);
+    read(dir);
   });
 }
 
@@ -539,6 +521,8 @@ void Channel::attempt(const tcp::endpoint& ep) {
     ::close(fd);
     return report(ec);
   }
+  // socket(2) made it non-blocking: spares the ioctl(FIONBIO) Asio would make at the first wait.
+  detail::SocketAccess::state(upstream_).state_ |= asio::detail::socket_ops::internal_non_blocking;
   // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return report({});
   if (errno != EINPROGRESS && errno != EINTR) return report(system_error_code(errno));
@@ -565,7 +549,6 @@ void Channel::on_connect(const error_code& failed) {
     return close("upstream " + upstream_target()->str() + ": connect failed: " + failed.message(),
                  true);
   }
-  rearm_for_reading(upstream_, upstream_ep_.protocol());
   connect_ = Connect::connected;
   upstream_address_.clear();
   if (spdlog::should_log(spdlog::level::debug))

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "address.hpp"
+#include "readable_wait.hpp"
 #include "runtime.hpp"
 #include "sluice/pipeline.hpp"
 #include "worker.hpp"
@@ -68,6 +69,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void open();
   void read(Direction dir);
   void park(Direction dir);
+  void on_readable(Direction dir, const boost::system::error_code& ec);
   void source_ended(Direction dir);
   Step splice_round(Direction dir);
   bool drain_pipe(Direction dir);
@@ -162,6 +164,14 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   std::map<TimerId, Timer> timers_;  // the middlewares' (empty: no memory)
   TimerId last_timer_ = 0;
   Flow flows_[2];
+  // The parked read of each direction (client, upstream), without a handler allocation.
+  ReadableWait<Channel> read_wait_[2] = {
+      ReadableWait<Channel>([](Channel& c, const boost::system::error_code& ec) {
+        c.on_readable(Direction::upstream, ec);
+      }),
+      ReadableWait<Channel>([](Channel& c, const boost::system::error_code& ec) {
+        c.on_readable(Direction::downstream, ec);
+      })};
   Pipeline pipeline_;  // last: destroyed first, while everything it may call still exists
 };
 
