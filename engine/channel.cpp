@@ -115,9 +115,7 @@ Channel::~Channel() {
 
 void Channel::open() {
   try {
-    // Asio's accept leaves the socket blocking; TCP_NODELAY came from the listening socket.
-    error_code ec;
-    client_.non_blocking(true, ec);
+    // accept4 made the socket non-blocking; TCP_NODELAY came from the listening socket.
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address());
     opening_ = true;
@@ -516,13 +514,8 @@ void Channel::attempt(const tcp::endpoint& ep) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  upstream_.assign(ep.protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return report(ec);
-  }
-  // socket(2) made it non-blocking: spares the ioctl(FIONBIO) Asio would make at the first wait.
-  detail::SocketAccess::state(upstream_).state_ |= asio::detail::socket_ops::internal_non_blocking;
+  adopt(upstream_, ep.protocol(), fd, ec);
+  if (ec) return report(ec);
   // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return report({});
   if (errno != EINPROGRESS && errno != EINTR) return report(system_error_code(errno));

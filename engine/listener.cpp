@@ -7,16 +7,11 @@
 
 #include <system_error>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "channel.hpp"
 #include "log.hpp"
+#include "readable_wait.hpp"
 
 namespace sluice {
 
@@ -29,22 +24,32 @@ using boost::system::error_code;
 // thread: the worker's reactor runs without per-socket locks
 // (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) and must never see another thread register, use or drop
 // one of its sockets.
-struct Listener::Acceptor {
+//
+// The listening socket is a Socket to Asio, waited on with ReadableWait (a pending connection
+// makes it readable) and accepted from with accept4(2): the channel's socket comes out
+// non-blocking and close-on-exec, adopted without the ioctl and the EPOLL_CTL_DEL that Asio's
+// async_accept would cost per channel.
+struct Listener::Acceptor : std::enable_shared_from_this<Listener::Acceptor> {
   Acceptor(Worker& w, std::shared_ptr<const ListenerSpec> s)
-      : worker(w), acceptor(w.io), spec(std::move(s)) {}
+      : worker(w), listening(w.io), pause(w.io), spec(std::move(s)) {}
   ~Acceptor() {
     if (fd >= 0) ::close(fd);  // never handed over
   }
   Worker& worker;
-  tcp::acceptor acceptor;
-  int fd = -1;           // bound and listening, until the worker assigns it to `acceptor`
+  Socket listening;
+  Timer pause;  // after an accept failure such as EMFILE
+  ReadableWait<Acceptor> pending{[](Acceptor& a, const error_code& ec) {
+    if (!ec) accept(a.shared_from_this());
+  }};
+  int fd = -1;           // bound and listening, until the worker assigns it to `listening`
   bool stopped = false;  // on the worker's thread: stop() came, perhaps before the first accept
   std::shared_ptr<const ListenerSpec> spec;  // touched on the worker's thread only once started
+
+  static void begin(const std::shared_ptr<Acceptor>& a);
+  static void accept(const std::shared_ptr<Acceptor>& a);
 };
 
 namespace {
-
-asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a);
 
 [[noreturn]] void fail(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -57,10 +62,11 @@ bool set_nodelay(int fd, bool on) {
   return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) == 0;
 }
 
-// socket, SO_REUSEADDR + SO_REUSEPORT (every worker binds the same address), TCP_NODELAY as the
-// listener's config says, bind, listen.
+// socket (non-blocking: accept4 runs until EAGAIN), SO_REUSEADDR + SO_REUSEPORT (every worker binds
+// the same address), TCP_NODELAY as the listener's config says, bind, listen.
 int listening_socket(const tcp::endpoint& at, bool nodelay) {
-  const int fd = ::socket(at.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  const int fd =
+      ::socket(at.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) fail("socket");
   auto close_on_error = [fd](const char* what) {
     const int err = errno;
@@ -108,8 +114,7 @@ Listener::~Listener() {
 void Listener::start() {
   if (started_) return;
   started_ = true;
-  for (auto& a : acceptors_)
-    a->worker.post([a] { asio::co_spawn(a->worker.io, accept_loop(a), asio::detached); });
+  for (auto& a : acceptors_) a->worker.post([a] { Acceptor::begin(a); });
 }
 
 void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
@@ -117,7 +122,7 @@ void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
   for (auto& a : acceptors_)
     a->worker.post([a, spec] {
       a->spec = spec;
-      const int fd = a->acceptor.is_open() ? a->acceptor.native_handle() : a->fd;
+      const int fd = a->listening.is_open() ? a->listening.native_handle() : a->fd;
       if (fd >= 0 && !set_nodelay(fd, spec->config.nodelay))
         spdlog::warn("{}: cannot set TCP_NODELAY for new channels: {}", spec->config.name,
                      std::system_category().message(errno));
@@ -129,47 +134,69 @@ void Listener::stop() {
     a->worker.post([a] {
       a->stopped = true;
       error_code ec;
-      a->acceptor.close(ec);
+      a->pause.cancel();
+      a->listening.close(ec);  // completes a pending wait with operation_aborted
     });
   acceptors_.clear();
 }
 
 namespace {
 
-asio::awaitable<void> accept_loop(std::shared_ptr<Listener::Acceptor> a) {
-  constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-  if (a->stopped) co_return;
-  {
-    error_code ec;
-    const tcp::endpoint at = a->spec->config.listen;
-    a->acceptor.assign(at.protocol(), a->fd, ec);
-    if (ec) {
-      spdlog::error("{}: cannot accept: {}", a->spec->config.name, ec.message());
-      co_return;
-    }
-    a->fd = -1;  // the acceptor owns it now
+// Accepts this many clients at most before letting the worker's other handlers run.
+constexpr int accept_burst = 32;
+
+}  // namespace
+
+void Listener::Acceptor::begin(const std::shared_ptr<Acceptor>& a) {
+  if (a->stopped) return;
+  error_code ec;
+  a->listening.assign(a->spec->config.listen.protocol(), a->fd, ec);
+  if (ec) {
+    spdlog::error("{}: cannot accept: {}", a->spec->config.name, ec.message());
+    return;
   }
-  tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per channel
-  for (;;) {
-    auto [ec, socket] = co_await a->acceptor.async_accept(a->worker.io, peer, use_tuple);
-    if (!a->acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-    if (ec) {
+  a->fd = -1;  // `listening` owns it now
+  accept(a);
+}
+
+void Listener::Acceptor::accept(const std::shared_ptr<Acceptor>& a) {
+  for (int n = 0; n < accept_burst; ++n) {
+    if (a->stopped || !a->listening.is_open()) return;
+    tcp::endpoint peer;  // filled by accept4 itself: no getpeername per channel
+    auto len = static_cast<socklen_t>(peer.capacity());
+    const int fd =
+        ::accept4(a->listening.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      // EAGAIN: ReadableWait's contract. ECONNABORTED: that client left while queued.
+      if (err == EAGAIN || err == EWOULDBLOCK) return a->pending.start(a->listening, a);
+      if (err == EINTR || err == ECONNABORTED) continue;
       // Out of file descriptors (or a transient error): back off instead of spinning; the
       // pending connection stays in the backlog until a channel closes.
-      spdlog::warn("{}: accept failed: {}", a->spec->config.name, ec.message());
-      asio::steady_timer pause(a->worker.io, std::chrono::milliseconds(100));
-      co_await pause.async_wait(use_tuple);
+      spdlog::warn("{}: accept failed: {}", a->spec->config.name,
+                   std::system_category().message(err));
+      a->pause.expires_after(std::chrono::milliseconds(100));
+      a->pause.async_wait([a](const error_code& ec) {
+        if (!ec) accept(a);
+      });
+      return;
+    }
+    peer.resize(len);
+    Socket client(a->worker.io);
+    error_code ec;
+    adopt(client, peer.protocol(), fd, ec);
+    if (ec) {
+      spdlog::error("{}: cannot start a channel: {}", a->spec->config.name, ec.message());
       continue;
     }
     try {
-      Channel::start(a->worker, std::move(socket), peer, a->spec);
+      Channel::start(a->worker, std::move(client), peer, a->spec);
     } catch (const std::exception& e) {
       // Out of memory for one channel: drop that client, keep accepting.
       spdlog::error("{}: cannot start a channel: {}", a->spec->config.name, e.what());
     }
   }
+  asio::post(a->worker.io, [a] { accept(a); });
 }
-
-}  // namespace
 
 }  // namespace sluice

@@ -13,27 +13,13 @@
 // wait. A closed socket completes the wait with operation_aborted; a destroyed io_context drops
 // `owner` without calling `done`.
 //
-// This reaches into Asio's reactor (boost::asio::detail), pinned to the Boost of Debian 12.
-#include <boost/asio/detail/reactor.hpp>
+// This reaches into Asio's reactor: see reactor_access.hpp.
 #include <boost/asio/detail/reactor_op.hpp>
-#include <boost/asio/version.hpp>
 #include <memory>
 
-#include "worker.hpp"
-
-#if BOOST_ASIO_VERSION != 102600 || !defined(BOOST_ASIO_HAS_EPOLL) || \
-    defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
-#error "ReadableWait is written against Boost 1.81's Asio epoll reactor: check it for this Boost"
-#endif
+#include "reactor_access.hpp"
 
 namespace sluice {
-
-namespace detail {
-// The socket's reactor state, which basic_socket keeps protected.
-struct SocketAccess : Socket {
-  static auto& state(Socket& s) { return (s.*&SocketAccess::impl_).get_implementation(); }
-};
-}  // namespace detail
 
 template <class Owner>
 class ReadableWait final : boost::asio::detail::reactor_op {

@@ -1,0 +1,45 @@
+#pragma once
+// What sluice reaches of Asio's epoll reactor (boost::asio::detail): the reactor state of a
+// worker's socket, which basic_socket keeps protected. Pinned to the Asio of Debian 12's Boost
+// 1.81, whose reactor readable_wait.hpp and adopt() were written against and measured on.
+#include <unistd.h>
+
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/version.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "worker.hpp"
+
+#if BOOST_ASIO_VERSION != 102600 || !defined(BOOST_ASIO_HAS_EPOLL) || \
+    defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#error \
+    "reactor_access.hpp is written against Boost 1.81's Asio epoll reactor: check it for this Boost"
+#endif
+
+namespace sluice {
+
+namespace detail {
+struct SocketAccess : Socket {
+  static auto& state(Socket& s) { return (s.*&SocketAccess::impl_).get_implementation(); }
+};
+}  // namespace detail
+
+// Hands `fd` to `socket` the way Asio keeps a socket it opened itself. `fd` must be a socket this
+// process made non-blocking and close-on-exec (socket(2) or accept4(2) flags) and never
+// duplicates: Asio then makes no ioctl(FIONBIO) before the first operation, and no EPOLL_CTL_DEL
+// at close (closing the only descriptor of a socket takes it out of epoll). assign() can assume
+// neither of a descriptor it did not make: two system calls per socket. On failure `fd` is closed.
+inline void adopt(Socket& socket, const boost::asio::ip::tcp& protocol, int fd,
+                  boost::system::error_code& ec) {
+  namespace ops = boost::asio::detail::socket_ops;
+  socket.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  auto& state = detail::SocketAccess::state(socket).state_;
+  state = static_cast<ops::state_type>((state | ops::internal_non_blocking) & ~ops::possible_dup);
+}
+
+}  // namespace sluice
