@@ -1,5 +1,9 @@
 // The sluice command line: run, check, plugins, replay. Exit status: 0 ok, 1 runtime failure,
 // 2 bad usage, config or plugin (with one message naming the file and JSON path).
+#include <sys/resource.h>
+
+#include <system_error>
+
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <iostream>
@@ -115,6 +119,23 @@ po::options_description common_options() {
   return o;
 }
 
+// A channel holds two sockets (and a pipe of two more while it splices), so the soft open-file
+// limit of a login shell (1024 on Debian) would stop sluice near 500 channels with "accept
+// failed: Too many open files". Like HAProxy (and nginx with worker_rlimit_nofile), sluice takes
+// what the hard limit allows, which only an administrator sets.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("open files: cannot raise the limit of {} to the hard limit {}: {}", was,
+                 limit.rlim_max, std::system_category().message(errno));
+    return;
+  }
+  spdlog::info("open files: limit raised from {} to the hard limit, {}", was, limit.rlim_max);
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("sluice run [options]");
   opts.add(common_options());
@@ -162,6 +183,7 @@ int cmd_run(const std::vector<std::string>& args) {
         "try: nc 127.0.0.1 7000");
   }
 
+  raise_open_file_limit();
   Plugins plugins;
   Extensions extensions;
   std::optional<Engine> engine;
