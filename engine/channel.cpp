@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <cstring>
 
 #include "log.hpp"
 
@@ -37,10 +39,32 @@ const char* sink_of(Direction dir) {
 // Through syscall(2), not libc's recv/send: those are thread cancellation points, which sluice
 // never uses, and each call pays for switching cancellation on and off around the system call.
 // Both return -1 with errno EAGAIN when the socket has nothing to give or no room.
-ssize_t receive(Socket& s, char* p, std::size_t n) {
+//
+// receive() also says whether the socket had nothing left when it returned: TCP_INQ (set on the
+// listening socket, which accept passes on, and on each upstream socket) has the kernel append
+// the bytes still queued, counting a FIN that came as one. Zero means a park is safe at once,
+// without the read that would only return EAGAIN: the next byte or FIN raises an edge of its
+// own. Without the hint (a kernel older than 4.18) `drained` stays false and reads go on to EAGAIN.
+ssize_t receive(Socket& s, char* p, std::size_t n, bool& drained) {
+  iovec iov{p, n};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
   ssize_t r;
-  do r = ::syscall(SYS_recvfrom, s.native_handle(), p, n, 0, nullptr, nullptr);
-  while (r < 0 && errno == EINTR);
+  do {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    r = ::syscall(SYS_recvmsg, s.native_handle(), &msg, 0);
+  } while (r < 0 && errno == EINTR);
+  drained = false;
+  if (r > 0)
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ) {
+        int queued;
+        std::memcpy(&queued, CMSG_DATA(c), sizeof queued);
+        drained = queued == 0;
+      }
   return r;
 }
 ssize_t transmit(Socket& s, const char* p, std::size_t n) {
@@ -115,7 +139,7 @@ Channel::~Channel() {
 
 void Channel::open() {
   try {
-    // accept4 made the socket non-blocking; TCP_NODELAY came from the listening socket.
+    // accept4 made the socket non-blocking; TCP_NODELAY and TCP_INQ came from the listening socket.
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("ch{} {}: accepted {}", id_, spec_->config.name, client_address());
     opening_ = true;
@@ -139,12 +163,14 @@ void Channel::read(Direction dir) {
   if (dir == Direction::downstream && connect_ != Connect::connected) return;
   Socket& src = source(dir);
   f.reading = true;
+  bool drained = false;  // the last read left the socket empty, with no FIN (see receive())
   for (int burst = 0;; ++burst) {
     if (closing_ || f.source_done) break;
     if (f.queued >= spec_->config.high_watermark) f.full = true;
     if (f.full || f.piped || pipeline_.holding(dir)) break;
-    // Read on to EAGAIN even after a short read: a FIN that came with the last bytes raised no
+    // A short read alone does not allow a park: a FIN that came with the last bytes raised no
     // edge of its own, and a park (which does not re-arm epoll) would then wait forever.
+    if (drained) return park(dir);
     if (burst == read_burst) {
       asio::post(worker_.io, [self = shared_from_this(), dir] {
         self->flow(dir).reading = false;
@@ -170,7 +196,7 @@ void Channel::read(Direction dir) {
     if (!direct) chunk = worker_.pool.take();
     char* const buf = direct ? worker_.scratch.get() : chunk.data();
     const std::size_t cap = direct ? worker_.pool.chunk_size() : chunk.capacity();
-    const ssize_t got = receive(src, buf, cap);
+    const ssize_t got = receive(src, buf, cap, drained);
     if (got <= 0) {
       const int err = got == 0 ? 0 : errno;
       // Idle: the buffer goes back before waiting, so an idle channel holds none.
@@ -510,10 +536,9 @@ void Channel::attempt(const tcp::endpoint& ep) {
   const int fd =
       ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return report(system_error_code(errno));
-  if (spec_->config.nodelay) {
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  const int one = 1;
+  if (spec_->config.nodelay) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);  // see receive(); a hint, may fail
   adopt(upstream_, ep.protocol(), fd, ec);
   if (ec) return report(ec);
   // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.

@@ -63,7 +63,7 @@ bool set_nodelay(int fd, bool on) {
 }
 
 // socket (non-blocking: accept4 runs until EAGAIN), SO_REUSEADDR + SO_REUSEPORT (every worker binds
-// the same address), TCP_NODELAY as the listener's config says, bind, listen.
+// the same address), TCP_NODELAY as the listener's config says, TCP_INQ, bind, listen.
 int listening_socket(const tcp::endpoint& at, bool nodelay) {
   const int fd =
       ::socket(at.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -82,6 +82,10 @@ int listening_socket(const tcp::endpoint& at, bool nodelay) {
   if (at.address().is_v6() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
     close_on_error("setsockopt(IPV6_V6ONLY)");
   if (!set_nodelay(fd, nodelay)) close_on_error("setsockopt(TCP_NODELAY)");
+  // Inherited by every accepted socket like TCP_NODELAY: reads report what is left to read (the
+  // channel parks without a last read that would only return EAGAIN). Only a hint: an old kernel
+  // refuses it and the reads go on to EAGAIN.
+  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
   if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) close_on_error("bind");
   if (::listen(fd, SOMAXCONN) != 0) close_on_error("listen");
   return fd;
