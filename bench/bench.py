@@ -649,7 +649,13 @@ def ratio_text(col, med, name):
         if name == "direct":
             return ""
         d = med.get(key, {}).get("direct")
-        if d is not None and best - d > 0:
+        if d is not None:
+            # Noise (or a busy-polling row) can put a median under direct's: a ratio of added
+            # latencies would then come out negative or from a base of nothing.
+            if v < d:
+                return " (below direct)"
+            if best <= d:
+                return " (n/a: the best peer is not above direct)"
             return f" ({(v - d) / (best - d):.2f}x)"
     if best == 0:
         return ""
