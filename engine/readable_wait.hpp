@@ -5,7 +5,8 @@
 // socket once, edge-triggered, for EPOLLIN; so a caller whose read of the socket returned EAGAIN
 // right before waiting needs no re-arm: every byte, FIN or error that arrives after that read
 // raises a new edge, which completes the wait. A short read is not enough: a FIN that came with
-// the last bytes raised no edge of its own (one edge covered both), and the wait would hang.
+// the last bytes raised no edge of its own (one edge covered both), and the wait would hang. A
+// read whose TCP_INQ hint said nothing was left, neither bytes nor a FIN, is as good as EAGAIN.
 //
 // Contract: start() only right after such a read, on the worker's thread (a single-threaded
 // io_context: no reactor run can fall between the read and start()). One wait at a time per
