@@ -231,7 +231,8 @@ void Channel::read(Direction dir) {
 // Waits for the source of `dir` to become readable; f.reading stays set until then. Every park
 // follows a read of that socket that would block (ReadableWait's contract).
 void Channel::park(Direction dir) {
-  read_wait_[dir == Direction::upstream ? 0 : 1].start(source(dir), shared_from_this());
+  read_wait_[dir == Direction::upstream ? 0 : 1].start(worker_.reactor, source(dir),
+                                                       shared_from_this());
 }
 
 void Channel::on_readable(Direction dir, const error_code& ec) {

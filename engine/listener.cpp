@@ -173,7 +173,8 @@ void Listener::Acceptor::accept(const std::shared_ptr<Acceptor>& a) {
     if (fd < 0) {
       const int err = errno;
       // EAGAIN: ReadableWait's contract. ECONNABORTED: that client left while queued.
-      if (err == EAGAIN || err == EWOULDBLOCK) return a->pending.start(a->listening, a);
+      if (err == EAGAIN || err == EWOULDBLOCK)
+        return a->pending.start(a->worker.reactor, a->listening, a);
       if (err == EINTR || err == ECONNABORTED) continue;
       // Out of file descriptors (or a transient error): back off instead of spinning; the
       // pending connection stays in the backlog until a channel closes.

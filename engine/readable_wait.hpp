@@ -34,9 +34,8 @@ class ReadableWait final : boost::asio::detail::reactor_op {
   ReadableWait(const ReadableWait&) = delete;
   ReadableWait& operator=(const ReadableWait&) = delete;
 
-  void start(Socket& socket, std::shared_ptr<Owner> owner) {
-    auto& reactor = boost::asio::use_service<boost::asio::detail::reactor>(
-        boost::asio::query(socket.get_executor(), boost::asio::execution::context));
+  // `reactor` is the one of the socket's io_context (Worker::reactor).
+  void start(boost::asio::detail::reactor& reactor, Socket& socket, std::shared_ptr<Owner> owner) {
     auto& state = detail::SocketAccess::state(socket);
     ec_ = {};
     owner_ = std::move(owner);

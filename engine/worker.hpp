@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/basic_stream_descriptor.hpp>
@@ -75,6 +76,10 @@ struct Worker {
       channels;
   std::atomic<std::size_t> live{0};  // read by the main thread while draining
   boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
+  // io's reactor, for ReadableWait, looked up once: use_service takes a mutex and compares type
+  // names, a few hundred instructions that a park per message cannot afford.
+  boost::asio::detail::reactor& reactor =
+      boost::asio::use_service<boost::asio::detail::reactor>(io);
   std::thread thread;
 
  private:
