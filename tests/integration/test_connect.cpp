@@ -1,5 +1,5 @@
-// Upstream connects that hang, IPv6 on both sides, host-name upstreams, TCP_NODELAY on both of a
-// channel's sockets, and extensions through the real binary.
+// Upstream connects that hang, IPv6 on both sides, host-name upstreams, TCP_NODELAY and TCP_INQ
+// on both of a channel's sockets, and extensions through the real binary.
 #define BOOST_TEST_MODULE connect
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -71,9 +71,9 @@ std::uint16_t port_of(const sockaddr_in& a) {
   return ntohs(a.sin_port);
 }
 
-// TCP_NODELAY (0 or 1) of the IPv4 socket in process `pid` whose local and peer ports are
-// `local` and `peer` (0: any); -1 if it has none such.
-int nodelay_in(pid_t pid, std::uint16_t local, std::uint16_t peer) {
+// The TCP-level flag `option` (0 or 1: TCP_NODELAY, TCP_INQ) of the IPv4 socket in process `pid`
+// whose local and peer ports are `local` and `peer` (0: any); -1 if it has none such.
+int tcp_flag_in(pid_t pid, int option, std::uint16_t local, std::uint16_t peer) {
   int found = -1;
   inspect_fds(pid, "socket:", [&](int fd, const std::string&) {
     sockaddr_in here{}, there{};
@@ -84,7 +84,7 @@ int nodelay_in(pid_t pid, std::uint16_t local, std::uint16_t peer) {
         here.sin_family == AF_INET &&
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&there), &plen) == 0 &&
         port_of(here) == (local ? local : port_of(here)) && port_of(there) == peer &&
-        ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &vlen) == 0)
+        ::getsockopt(fd, IPPROTO_TCP, option, &value, &vlen) == 0)
       found = value != 0;
     return found >= 0;
   });
@@ -100,8 +100,10 @@ std::uint16_t local_port(const Socket& s) {
 
 // sluice's client socket comes from accept(2) and inherits TCP_NODELAY from the listening socket
 // (no system call per channel); the upstream's is set before the connect. A reload that turns
-// "nodelay" off reaches the next channel through the listening socket too.
-BOOST_AUTO_TEST_CASE(nodelay_is_on_both_sockets_of_a_channel_as_configured_and_reloaded) {
+// "nodelay" off reaches the next channel through the listening socket too. TCP_INQ (reads say
+// what is left, so a drained socket parks without a read for EAGAIN) is on both, whatever
+// "nodelay" says.
+BOOST_AUTO_TEST_CASE(nodelay_and_inq_are_on_both_sockets_of_a_channel_as_configured_and_reloaded) {
   TempDir dir;
   auto echo = echo_server();
   const auto port = free_port();
@@ -117,8 +119,10 @@ BOOST_AUTO_TEST_CASE(nodelay_is_on_both_sockets_of_a_channel_as_configured_and_r
 
   Socket a = Socket::connect(port);
   BOOST_TEST(roundtrip(a, "a") == "a");  // the upstream is connected
-  BOOST_TEST(nodelay_in(pid, port, local_port(a)) == 1);
-  BOOST_TEST(nodelay_in(pid, 0, echo->port()) == 1);
+  BOOST_TEST(tcp_flag_in(pid, TCP_NODELAY, port, local_port(a)) == 1);
+  BOOST_TEST(tcp_flag_in(pid, TCP_NODELAY, 0, echo->port()) == 1);
+  BOOST_TEST(tcp_flag_in(pid, TCP_INQ, port, local_port(a)) == 1);
+  BOOST_TEST(tcp_flag_in(pid, TCP_INQ, 0, echo->port()) == 1);
 
   write_json(file, config(false));
   sluice->send_signal(SIGHUP);
@@ -127,8 +131,10 @@ BOOST_AUTO_TEST_CASE(nodelay_is_on_both_sockets_of_a_channel_as_configured_and_r
   BOOST_REQUIRE(wait_until([&] { return echo->finished() == 1; }, kWait));
   Socket b = Socket::connect(port);
   BOOST_TEST(roundtrip(b, "b") == "b");
-  BOOST_TEST(nodelay_in(pid, port, local_port(b)) == 0);
-  BOOST_TEST(nodelay_in(pid, 0, echo->port()) == 0);
+  BOOST_TEST(tcp_flag_in(pid, TCP_NODELAY, port, local_port(b)) == 0);
+  BOOST_TEST(tcp_flag_in(pid, TCP_NODELAY, 0, echo->port()) == 0);
+  BOOST_TEST(tcp_flag_in(pid, TCP_INQ, port, local_port(b)) == 1);
+  BOOST_TEST(tcp_flag_in(pid, TCP_INQ, 0, echo->port()) == 1);
   b.close();
   BOOST_TEST(sluice->stop() == 0);
 }
