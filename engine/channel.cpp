@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "log.hpp"
+#include "tcp_flag.hpp"
 
 namespace sluice {
 
@@ -537,9 +538,8 @@ void Channel::attempt(const tcp::endpoint& ep) {
   const int fd =
       ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return report(system_error_code(errno));
-  const int one = 1;
-  if (spec_->config.nodelay) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);  // see receive(); a hint, may fail
+  if (spec_->config.nodelay) set_tcp_flag(fd, TCP_NODELAY, true);
+  set_tcp_flag(fd, TCP_INQ, true);  // see receive(); a hint, may fail
   adopt(upstream_, ep.protocol(), fd, ec);
   if (ec) return report(ec);
   // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.

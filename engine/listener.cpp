@@ -1,7 +1,5 @@
 #include "listener.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include "channel.hpp"
 #include "log.hpp"
 #include "readable_wait.hpp"
+#include "tcp_flag.hpp"
 
 namespace sluice {
 
@@ -55,15 +54,10 @@ namespace {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-// Every socket accept(2) returns inherits TCP_NODELAY from the listening socket (Linux copies
-// the option into it): set here, it costs no system call per channel.
-bool set_nodelay(int fd, bool on) {
-  const int value = on;
-  return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) == 0;
-}
-
 // socket (non-blocking: accept4 runs until EAGAIN), SO_REUSEADDR + SO_REUSEPORT (every worker binds
-// the same address), TCP_NODELAY as the listener's config says, TCP_INQ, bind, listen.
+// the same address), TCP_NODELAY as the listener's config says, TCP_INQ, bind, listen. Every
+// socket accept(2) returns inherits TCP_NODELAY and TCP_INQ from the listening socket (Linux
+// copies the options into it): set here, they cost no system call per channel.
 int listening_socket(const tcp::endpoint& at, bool nodelay) {
   const int fd =
       ::socket(at.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -81,11 +75,8 @@ int listening_socket(const tcp::endpoint& at, bool nodelay) {
     close_on_error("setsockopt(SO_REUSEPORT)");
   if (at.address().is_v6() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
     close_on_error("setsockopt(IPV6_V6ONLY)");
-  if (!set_nodelay(fd, nodelay)) close_on_error("setsockopt(TCP_NODELAY)");
-  // Inherited by every accepted socket like TCP_NODELAY: reads report what is left to read (the
-  // channel parks without a last read that would only return EAGAIN). Only a hint: an old kernel
-  // refuses it and the reads go on to EAGAIN.
-  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
+  if (!set_tcp_flag(fd, TCP_NODELAY, nodelay)) close_on_error("setsockopt(TCP_NODELAY)");
+  set_tcp_flag(fd, TCP_INQ, true);  // a hint, may fail: see receive() in channel.cpp
   if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) close_on_error("bind");
   if (::listen(fd, SOMAXCONN) != 0) close_on_error("listen");
   return fd;
@@ -127,7 +118,7 @@ void Listener::update(std::shared_ptr<const ListenerSpec> spec) {
     a->worker.post([a, spec] {
       a->spec = spec;
       const int fd = a->listening.is_open() ? a->listening.native_handle() : a->fd;
-      if (fd >= 0 && !set_nodelay(fd, spec->config.nodelay))
+      if (fd >= 0 && !set_tcp_flag(fd, TCP_NODELAY, spec->config.nodelay))
         spdlog::warn("{}: cannot set TCP_NODELAY for new channels: {}", spec->config.name,
                      std::system_category().message(errno));
     });
