@@ -45,7 +45,8 @@ const char* sink_of(Direction dir) {
 // listening socket, which accept passes on, and on each upstream socket) has the kernel append
 // the bytes still queued, counting a FIN that came as one. Zero means a park is safe at once,
 // without the read that would only return EAGAIN: the next byte or FIN raises an edge of its
-// own. Without the hint (a kernel older than 4.18) `drained` stays false and reads go on to EAGAIN.
+// own (an RST is not counted: drained_read_may_park in readable_wait.hpp). Without the hint (a
+// kernel older than 4.18) `drained` stays false and reads go on to EAGAIN.
 ssize_t receive(Socket& s, char* p, std::size_t n, bool& drained) {
   iovec iov{p, n};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
@@ -169,9 +170,9 @@ void Channel::read(Direction dir) {
     if (closing_ || f.source_done) break;
     if (f.queued >= spec_->config.high_watermark) f.full = true;
     if (f.full || f.piped || pipeline_.holding(dir)) break;
-    // A short read alone does not allow a park: a FIN that came with the last bytes raised no
-    // edge of its own, and a park (which does not re-arm epoll) would then wait forever.
-    if (drained) return park(dir);
+    // A short read alone does not allow a park: a FIN or an RST that came with the last bytes
+    // raised no edge of its own, and a park (which does not re-arm epoll) would wait forever.
+    if (drained && drained_read_may_park(src)) return park(dir);
     if (burst == read_burst) {
       asio::post(worker_.io, [self = shared_from_this(), dir] {
         self->flow(dir).reading = false;

@@ -2,7 +2,10 @@
 // What sluice reaches of Asio's epoll reactor (boost::asio::detail): the reactor state of a
 // worker's socket, which basic_socket keeps protected. Pinned to the Asio of Debian 12's Boost
 // 1.81, whose reactor readable_wait.hpp and adopt() were written against and measured on.
+#include <sys/epoll.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
@@ -23,7 +26,21 @@ namespace detail {
 struct SocketAccess : Socket {
   static auto& state(Socket& s) { return (s.*&SocketAccess::impl_).get_implementation(); }
 };
+struct OperationAccess : boost::asio::detail::scheduler_operation {
+  static unsigned& result(scheduler_operation& op) { return op.*&OperationAccess::task_result_; }
+};
 }  // namespace detail
+
+// The epoll events the reactor took last for `socket` (EPOLLIN, EPOLLERR, ...), whether or not a
+// wait was queued then: Asio's run() stores them in the socket's descriptor state, which is an
+// operation (a private base, hence the C-style cast) and keeps them in its task_result_ until the
+// next. epoll reports a socket's whole readiness at that moment, not what changed. A socket that
+// is not registered reports EPOLLERR.
+inline std::uint32_t last_events(Socket& socket) {
+  auto* const state = detail::SocketAccess::state(socket).reactor_data_;
+  if (!state) return EPOLLERR;
+  return detail::OperationAccess::result(*(boost::asio::detail::scheduler_operation*)state);
+}
 
 // Hands `fd` to `socket` the way Asio keeps a socket it opened itself. `fd` must be a socket this
 // process made non-blocking and close-on-exec (socket(2) or accept4(2) flags) and never

@@ -6,7 +6,8 @@
 // right before waiting needs no re-arm: every byte, FIN or error that arrives after that read
 // raises a new edge, which completes the wait. A short read is not enough: a FIN that came with
 // the last bytes raised no edge of its own (one edge covered both), and the wait would hang. A
-// read whose TCP_INQ hint said nothing was left, neither bytes nor a FIN, is as good as EAGAIN.
+// read whose TCP_INQ hint said nothing was left, neither bytes nor a FIN, is as good as EAGAIN,
+// unless drained_read_may_park() says no: the hint does not count a reset (RST).
 //
 // Contract: start() only right after such a read, on the worker's thread (a single-threaded
 // io_context: no reactor run can fall between the read and start()). One wait at a time per
@@ -21,6 +22,15 @@
 #include "reactor_access.hpp"
 
 namespace sluice {
+
+// After a read whose TCP_INQ hint said nothing was left: whether a park is safe. Not when the
+// reactor's last events for the socket had EPOLLERR or EPOLLHUP: an RST that came behind the last
+// bytes is neither bytes nor a FIN to the hint, and its edge has been taken already (with the
+// bytes', or while no wait was queued), so only a further read finds it. An RST that comes later
+// raises an edge of its own.
+inline bool drained_read_may_park(Socket& socket) {
+  return (last_events(socket) & (EPOLLERR | EPOLLHUP)) == 0;
+}
 
 template <class Owner>
 class ReadableWait final : boost::asio::detail::reactor_op {

@@ -1,8 +1,13 @@
 // Half-close: what one side sends before shutting down its write side reaches the other side
-// before the FIN, and the other direction stays open until it finishes too.
+// before the FIN, and the other direction stays open until it finishes too. A reset (RST) right
+// behind the last bytes ends the other side's stream too, once those bytes have reached it.
 #define BOOST_TEST_MODULE half_close
-#include <boost/test/unit_test.hpp>
+#include <sys/socket.h>
 
+#include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <fstream>
+#include <future>
 #include <mutex>
 
 #include "support.hpp"
@@ -38,6 +43,97 @@ std::unique_ptr<Sluice> start(TempDir& dir, std::uint16_t port, const Server& up
        {"listeners",
         {{{"name", "half"}, {"listen", loopback(port)}, {"upstream", upstream.address()}}}}});
   return Sluice::run_config(config);
+}
+
+// The state letter of /proc/PID/stat ('T' once a SIGSTOP has taken effect).
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+}
+
+// Closing with SO_LINGER {1, 0} sends an RST instead of a FIN.
+void set_reset_on_close(Socket& s) {
+  const linger abort{1, 0};
+  BOOST_REQUIRE(::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort) == 0);
+}
+
+// One side sends `tail` and resets its connection while sluice is stopped (SIGSTOP), so the
+// bytes and the RST are both queued when sluice runs again and one readiness event reports
+// them: a read that returns the last bytes must not take the socket for drained and park.
+void reset_behind_last_bytes(bool from_client, bool splice) {
+  BOOST_TEST_CONTEXT((from_client ? "client" : "upstream") << " resets, splice " << splice) {
+    const std::string head = "hello";
+    const std::string tail = random_bytes(100, 5);
+    std::promise<void> go, done;
+    Seen seen;
+    Server upstream(
+        [&](Socket& s) {
+          if (from_client) {
+            std::string got;
+            const End end = s.recv_to_end(got, head.size() + tail.size() + 1);
+            seen.record(end, got);
+            return;
+          }
+          if (!s.send_all(head)) return;
+          go.get_future().wait();
+          seen.replied = s.send_all(tail);
+          set_reset_on_close(s);  // the Server closes `s` on return
+          done.set_value();
+        },
+        5s);
+    TempDir dir;
+    const auto port = free_port();
+    const auto config = write_json(dir.file("proxy.json"), {{"workers", 1},
+                                                            {"listeners",
+                                                             {{{"name", "reset"},
+                                                               {"listen", loopback(port)},
+                                                               {"upstream", upstream.address()},
+                                                               {"splice", splice}}}}});
+    auto sluice = Sluice::run_config(config);
+    const pid_t pid = sluice->process().pid();
+
+    Socket client = Socket::connect(port, 5s);
+    if (from_client) {
+      BOOST_REQUIRE(client.send_all(head));
+      // The upstream has the head: the channel is open and its client side drained.
+      BOOST_REQUIRE(wait_until([&] { return upstream.accepted() == 1; }, 5s));
+      std::this_thread::sleep_for(100ms);
+    } else {
+      BOOST_REQUIRE(client.recv_exact(head.size()) == head);
+    }
+    sluice->send_signal(SIGSTOP);
+    BOOST_REQUIRE(wait_until([&] { return process_state(pid) == 'T'; }, 5s));
+    if (from_client) {
+      BOOST_REQUIRE(client.send_all(tail));
+      set_reset_on_close(client);
+      client.close();
+    } else {
+      go.set_value();
+      BOOST_REQUIRE(done.get_future().wait_for(5s) == std::future_status::ready);
+      BOOST_REQUIRE(upstream.wait_finished(1, 5s));
+    }
+    std::this_thread::sleep_for(50ms);  // loopback has delivered both by now
+    sluice->send_signal(SIGCONT);
+
+    if (from_client) {
+      BOOST_REQUIRE_MESSAGE(upstream.wait_finished(1, 10s), sluice->log());
+      std::lock_guard lock(seen.mutex);
+      BOOST_TEST(seen.size == head.size() + tail.size());
+      BOOST_TEST(seen.sha == sha256_hex(head + tail));
+      BOOST_TEST((seen.end == End::reset || seen.end == End::eof), to_string(seen.end));
+    } else {
+      BOOST_TEST(seen.replied);
+      std::string got;
+      const End end = client.recv_to_end(got, tail.size() + 1);
+      BOOST_TEST(got == tail);
+      BOOST_TEST((end == End::reset || end == End::eof), to_string(end));
+    }
+    client.close();
+    BOOST_TEST(upstream.errors().empty());
+    BOOST_TEST(sluice->stop() == 0, "log:\n" << sluice->log());
+  }
 }
 
 }  // namespace
@@ -117,4 +213,12 @@ BOOST_AUTO_TEST_CASE(upstream_half_closes_first) {
   BOOST_TEST(upstream.errors().empty());
   client.close();
   BOOST_TEST(sluice->stop() == 0, "log:\n" << sluice->log());
+}
+
+BOOST_AUTO_TEST_CASE(client_reset_behind_its_last_bytes) {
+  for (const bool splice : {false, true}) reset_behind_last_bytes(true, splice);
+}
+
+BOOST_AUTO_TEST_CASE(upstream_reset_behind_its_last_bytes) {
+  for (const bool splice : {false, true}) reset_behind_last_bytes(false, splice);
 }
