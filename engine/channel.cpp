@@ -100,12 +100,17 @@ error_code system_error_code(int err) {
   return error_code(err, asio::error::get_system_category());
 }
 
-// What a non-blocking connect came to, once its socket is writable (SO_ERROR: 0 if connected).
-error_code connect_result(Socket& s) {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  return system_error_code(err);
+// What a non-blocking connect to `ep` came to once its socket reported writable; nullopt while it
+// is still going on. A second connect(2) tells, at the cost getsockopt(SO_ERROR) had: SO_ERROR
+// is 0 both when connected and when still connecting, and a readiness may not be the connect's
+// (Asio reuses a closed socket's reactor state, and an event already taken for the old socket
+// can still run on it).
+std::optional<error_code> connect_outcome(Socket& s, const tcp::endpoint& ep) {
+  if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0 ||
+      errno == EISCONN)
+    return error_code{};
+  if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR) return std::nullopt;
+  return system_error_code(errno);
 }
 
 }  // namespace
@@ -546,9 +551,18 @@ void Channel::attempt(const tcp::endpoint& ep) {
   // A signal during a non-blocking connect leaves the connect going on, as EINPROGRESS does.
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return report({});
   if (errno != EINPROGRESS && errno != EINTR) return report(system_error_code(errno));
-  upstream_.async_wait(Socket::wait_write, [self](error_code wec) {
+  await_connect();
+}
+
+void Channel::await_connect() {
+  upstream_.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
     if (self->closing_) return;
-    self->guarded([&] { self->on_attempt(wec ? wec : connect_result(self->upstream_)); });
+    self->guarded([&] {
+      if (ec) return self->on_attempt(ec);
+      if (const auto outcome = connect_outcome(self->upstream_, self->upstream_ep_))
+        return self->on_attempt(*outcome);
+      self->await_connect();
+    });
   });
 }
 

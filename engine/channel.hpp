@@ -76,6 +76,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void wake(Direction dir);
   void begin_connect();
   void attempt(const boost::asio::ip::tcp::endpoint& ep);
+  void await_connect();  // the upstream socket's connect is in progress
   void on_attempt(const boost::system::error_code& ec);
   void on_connect(const boost::system::error_code& ec);
   std::optional<std::size_t> send_now(Direction dir, const char* p, std::size_t n);
