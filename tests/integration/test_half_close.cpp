@@ -222,3 +222,49 @@ BOOST_AUTO_TEST_CASE(client_reset_behind_its_last_bytes) {
 BOOST_AUTO_TEST_CASE(upstream_reset_behind_its_last_bytes) {
   for (const bool splice : {false, true}) reset_behind_last_bytes(false, splice);
 }
+
+// The RST comes while sluice reads nothing from the client: the upstream reads nothing yet, so
+// the queue toward it is over high_watermark. Its edge is taken then, with no read waiting; once
+// the upstream reads, sluice reads on to the RST instead of parking after the last bytes.
+BOOST_AUTO_TEST_CASE(client_reset_while_its_reads_wait_for_the_upstream) {
+  const std::string stream = random_bytes(64u << 20, 6);
+  std::promise<void> go;
+  Seen seen;
+  Server upstream(
+      [&](Socket& s) {
+        go.get_future().wait();
+        std::string got;
+        const End end = s.recv_to_end(got, stream.size());
+        seen.record(end, got);
+        std::lock_guard lock(seen.mutex);
+        seen.replied = got == stream.substr(0, got.size());  // a prefix, in order
+      },
+      5s);
+  TempDir dir;
+  const auto port = free_port();
+  const auto config = write_json(dir.file("proxy.json"), {{"workers", 1},
+                                                          {"listeners",
+                                                           {{{"name", "reset"},
+                                                             {"listen", loopback(port)},
+                                                             {"upstream", upstream.address()},
+                                                             {"splice", false},
+                                                             {"high_watermark", "64KiB"}}}}});
+  auto sluice = Sluice::run_config(config);
+  Socket client = Socket::connect(port, 5s);
+  // Sends until every buffer on the way is full and the send times out.
+  client.set_timeout(500ms);
+  BOOST_REQUIRE(!client.send_all(stream));
+  set_reset_on_close(client);
+  client.close();
+  std::this_thread::sleep_for(100ms);  // sluice's worker takes the RST's edge
+  go.set_value();
+  BOOST_REQUIRE_MESSAGE(upstream.wait_finished(1, 10s), sluice->log());
+  {
+    std::lock_guard lock(seen.mutex);
+    BOOST_TEST(seen.size > 0u);
+    BOOST_TEST(seen.replied);
+    BOOST_TEST((seen.end == End::reset || seen.end == End::eof), to_string(seen.end));
+  }
+  BOOST_TEST(upstream.errors().empty());
+  BOOST_TEST(sluice->stop() == 0, "log:\n" << sluice->log());
+}
