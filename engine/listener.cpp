@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <system_error>
 
 #include <boost/asio/post.hpp>
@@ -140,6 +141,27 @@ namespace {
 // Accepts this many clients at most before letting the worker's other handlers run.
 constexpr int accept_burst = 32;
 
+// accept(2) errors that belong to one queued connection, not to the listener: it left while
+// queued (ECONNABORTED), or Linux passed on a network error already pending on it (the list in
+// accept(2), which says to retry as after EAGAIN), or a firewall rule refused it (EPERM).
+bool lost_before_accept(int err) {
+  switch (err) {
+    case ECONNABORTED:
+    case ENETDOWN:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 void Listener::Acceptor::begin(const std::shared_ptr<Acceptor>& a) {
@@ -163,12 +185,17 @@ void Listener::Acceptor::accept(const std::shared_ptr<Acceptor>& a) {
         ::accept4(a->listening.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
-      // EAGAIN: ReadableWait's contract. ECONNABORTED: that client left while queued.
+      // EAGAIN: ReadableWait's contract.
       if (err == EAGAIN || err == EWOULDBLOCK)
         return a->pending.start(a->worker.reactor, a->listening, a);
-      if (err == EINTR || err == ECONNABORTED) continue;
-      // Out of file descriptors (or a transient error): back off instead of spinning; the
-      // pending connection stays in the backlog until a channel closes.
+      if (err == EINTR) continue;
+      if (lost_before_accept(err)) {
+        spdlog::debug("{}: a queued client was lost before accept: {}", a->spec->config.name,
+                      std::system_category().message(err));
+        continue;
+      }
+      // Out of file descriptors or memory: back off instead of spinning; the pending
+      // connection stays in the backlog until a channel closes.
       spdlog::warn("{}: accept failed: {}", a->spec->config.name,
                    std::system_category().message(err));
       a->pause.expires_after(std::chrono::milliseconds(100));
