@@ -94,11 +94,11 @@ BOOST_AUTO_TEST_CASE(soft_limit_is_raised_to_the_hard_limit) {
   BOOST_TEST(sluice->stop() == 0, sluice->log());
 }
 
-// Not in the sanitized build: there, under EMFILE, UBSan's vptr check misfires (it probes memory
-// through a pipe, IsAccessibleMemoryRange, which cannot open) and the waiting client is closed
-// instead of served, which is not understood yet (issue #5's note of 2026-12-06).
-BOOST_AUTO_TEST_CASE(accepting_pauses_while_descriptors_run_out,
-                     *boost::unit_test::enable_if<!kSanitized>()) {
+// In the sanitized build UBSan's vptr check misfires here: it probes memory through a pipe
+// (IsAccessibleMemoryRange), which cannot open while descriptors run out, so it reports a valid
+// object as one with an invalid vptr ("memory cannot be printed"). The sanitized build keeps vptr
+// reports recoverable so that such a report does not halt sluice (see CMakeLists.txt).
+BOOST_AUTO_TEST_CASE(accepting_pauses_while_descriptors_run_out) {
   auto echo = echo_server();
   TempDir dir;
   const std::uint16_t port = free_port();
