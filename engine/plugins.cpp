@@ -103,6 +103,8 @@ void Plugins::load_file(const std::filesystem::path& file) {
     register_fn(staging);
   } catch (const std::exception& e) {
     throw fail(std::string("registration failed: ") + e.what());
+  } catch (...) {
+    throw fail("registration failed: it threw something that is not a std::exception");
   }
   if (staging.types.empty()) throw fail("registers no middleware or extension type");
   for (auto& t : staging.types) {

@@ -110,6 +110,14 @@ BOOST_AUTO_TEST_CASE(throwing_register_registers_nothing) {
   BOOST_TEST(plugins.all().empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_throw_of_a_non_exception_is_refused_too) {
+  Plugins plugins;
+  const auto msg = refusal(plugins, "throwing-int");
+  BOOST_TEST(contains(msg, file_of("throwing-int")));
+  BOOST_TEST(contains(msg, "registration failed: it threw something that is not a std::exception"));
+  BOOST_TEST(plugins.all().empty());
+}
+
 BOOST_AUTO_TEST_CASE(duplicate_type_names_the_builtin_file) {
   Plugins plugins;
   plugins.load(builtin_dir);
@@ -154,8 +162,8 @@ BOOST_AUTO_TEST_CASE(a_failure_leaves_earlier_plugins_usable) {
   Plugins plugins;
   plugins.load(good_dir);
   const auto before = plugins.all().size();
-  for (const char* name :
-       {"wrong-abi", "no-entry", "no-register", "throwing-register", "twice", "not-a-library"})
+  for (const char* name : {"wrong-abi", "no-entry", "no-register", "throwing-register",
+                           "throwing-int", "twice", "not-a-library"})
     refusal(plugins, name);
   BOOST_TEST(plugins.all().size() == before);
   BOOST_TEST(plugins.find("faulty", Plugins::Kind::middleware));
