@@ -119,6 +119,14 @@ BOOST_AUTO_TEST_CASE(errors_name_their_json_path) {
   BOOST_TEST(
       error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": "5 parsecs"}]})") ==
       "/listeners/0/idle_timeout");
+  // Under a millisecond but not 0: it would round to 0, which is "off" for idle_timeout.
+  BOOST_TEST(
+      error_message(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": "0.4ms"}]})") ==
+      "/listeners/0/idle_timeout: expected 0 or at least 1ms (durations count whole milliseconds)");
+  BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": 0.0001}]})") ==
+             "/listeners/0/idle_timeout");
+  BOOST_TEST(error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "idle_timeout": "0.6ms"}]})") ==
+             "no error");  // rounds to 1 ms
   BOOST_TEST(
       error_path(R"({"listeners": [{"listen": "127.0.0.1:1", "high_watermark": "lots"}]})") ==
       "/listeners/0/high_watermark");

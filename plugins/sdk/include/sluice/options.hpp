@@ -208,7 +208,12 @@ class Options {
     }
     if (!(seconds >= 0) || seconds > 1e9)
       throw ConfigError(path, "expected a duration from 0 to 1e9 seconds");
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+    const auto ms = static_cast<std::int64_t>(std::llround(seconds * 1000));
+    // Durations count whole milliseconds, and 0 means "off" or "no wait" for several keys: a
+    // positive value that rounds to 0 must not silently turn into that.
+    if (ms == 0 && seconds > 0)
+      throw ConfigError(path, "expected 0 or at least 1ms (durations count whole milliseconds)");
+    return std::chrono::milliseconds(ms);
   }
 
   static std::uint64_t parse_size(const Json& j, const std::string& path) {
