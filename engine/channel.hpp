@@ -33,7 +33,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   static void start(Worker& worker, Socket client, const boost::asio::ip::tcp::endpoint& peer,
                     std::shared_ptr<const ListenerSpec> spec);
   // Closes the channel from outside (drain timeout); on the worker's thread.
-  void abort(std::string_view reason) { close(reason, false); }
+  void stop(std::string_view reason) { close(reason, false); }
   // The worker is going away with this channel still open: drop its hold on itself so the
   // pending handlers, destroyed with the io_context, free it.
   void release() {
@@ -123,6 +123,7 @@ class Channel final : public std::enable_shared_from_this<Channel>,
   void pause(Direction) override {}
   void resume(Direction dir) override { wake(dir); }
   void close(std::string_view reason) override { close(reason, false); }
+  void abort(std::string_view reason) override { close(reason, true); }
   Clock::time_point now() const override { return Clock::now(); }
   TimerId start_timer(Clock::duration after, std::function<void()> fire) override;
   void cancel_timer(TimerId id) override;

@@ -172,7 +172,7 @@ int Engine::run() {
     spdlog::warn("closing {} open channel(s): {}", live_channels(), why);
     for (auto& w : workers_)
       w->post([worker = w.get(), why] {
-        for (auto& ch : worker->channels) ch.abort(why);
+        for (auto& ch : worker->channels) ch.stop(why);
       });
   };
   std::function<void()> poll = [&] {

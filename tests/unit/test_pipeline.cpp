@@ -293,6 +293,7 @@ BOOST_AUTO_TEST_CASE(verdict_close_closes_with_a_reason_naming_the_type) {
   h.feed(Direction::upstream, "data");
   BOOST_TEST(h.closed());
   BOOST_TEST(h.close_reason() == "closed by middleware closer");
+  BOOST_TEST(!h.reset());  // a verdict: the peers get a FIN
   BOOST_TEST(h.take(Direction::upstream) == "");
   h.feed(Direction::upstream, "more");  // after the close nothing runs
   h.shut("client closed");
@@ -307,6 +308,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_middleware_closes_with_its_message) {
   h.feed(Direction::upstream, "x");
   BOOST_TEST(h.closed());
   BOOST_TEST(h.close_reason() == "middleware thrower threw in on_data: boom");
+  BOOST_TEST(h.reset());  // a failure: the chunk is lost, the peers get a reset
   BOOST_TEST(h.take(Direction::upstream) == "");
   expect_events({"t upstream x"});
 }
@@ -452,6 +454,22 @@ BOOST_AUTO_TEST_CASE(a_create_that_throws_after_a_layer_still_closes_the_layers_
   h.shut("done");
   expect_events({"L close middleware broken threw in create: no",
                  "L' close middleware broken threw in create: no"});
+}
+
+BOOST_AUTO_TEST_CASE(a_create_that_gives_null_closes_with_a_reset_and_a_reason) {
+  types.add_middleware("nothing", "test", [](sluice::Options&, sluice::Services&) {
+    return std::make_unique<Factory>([]() -> std::unique_ptr<sluice::Middleware> { return {}; });
+  });
+  auto c = chain(R"([{"type": "tag", "name": "a"}, {"type": "nothing"},
+                     {"type": "tag", "name": "c"}])");
+  Harness h(c);
+  BOOST_TEST(h.closed());
+  BOOST_TEST(h.reset());
+  BOOST_TEST(h.close_reason() == "middleware nothing made no middleware (create gave null)");
+  events.clear();
+  h.feed(Direction::upstream, "x");  // nothing runs after the close
+  h.shut("done");
+  expect_events({"a close middleware nothing made no middleware (create gave null)"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -79,8 +79,11 @@ class Pipeline {
     // reading the source of `dir`.
     virtual void pause(Direction dir) = 0;
     virtual void resume(Direction dir) = 0;
-    // Must not destroy the pipeline from inside this call: it may come from a hook.
+    // Must not destroy the pipeline from inside this call: it may come from a hook. close() is
+    // a middleware's verdict (the peers get a FIN once queued bytes are out); abort() a failure
+    // (a middleware threw or made nothing): the stream is broken, the peers get a reset.
     virtual void close(std::string_view reason) = 0;
+    virtual void abort(std::string_view reason) = 0;
     virtual Clock::time_point now() const = 0;
     virtual TimerId start_timer(Clock::duration after, std::function<void()> fire) = 0;
     virtual void cancel_timer(TimerId id) = 0;
@@ -116,6 +119,11 @@ class Pipeline {
       // On a failure the channel is closed, but the edges made so far still take their slots
       // below, so that on_close reaches every middleware that was created.
       if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) break;
+      if (!s.middleware) {
+        closed_ = true;
+        host_.abort("middleware " + std::string(s.type) + " made no middleware (create gave null)");
+        break;
+      }
       std::unique_ptr<Middleware> edge;
       if (!guard(s, "create", [&] { edge = st.factory->create_server_edge(*s.middleware); })) break;
       if (edge) {
@@ -251,7 +259,7 @@ class Pipeline {
   void fail(Slot& s, std::string_view hook, std::string_view what) {
     if (closed_) return;
     closed_ = true;
-    host_.close("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
+    host_.abort("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
                 std::string(what));
   }
   // Runs one hook of `s`; an exception closes the channel. False if it threw.

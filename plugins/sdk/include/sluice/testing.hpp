@@ -137,6 +137,8 @@ class Harness final : public Pipeline::Host {
   bool paused(Direction dir) const { return paused_[idx(dir)]; }
   bool closed() const { return closed_; }
   const std::string& close_reason() const { return close_reason_; }
+  // Closed by a failure (a middleware threw): the engine would reset both peers.
+  bool reset() const { return reset_; }
   bool connected() const { return connected_; }
   bool deferred() const { return deferred_; }
   // Closes the channel as the engine would (once): on_close on every middleware.
@@ -210,6 +212,11 @@ class Harness final : public Pipeline::Host {
     closed_ = true;
     close_reason_ = std::string(reason);
   }
+  void abort(std::string_view reason) override {
+    if (closed_) return;
+    close(reason);
+    reset_ = true;
+  }
   Clock::time_point now() const override { return now_; }
   TimerId start_timer(Clock::duration after, std::function<void()> fire) override {
     timers_.emplace(++last_timer_, std::make_pair(now_ + after, std::move(fire)));
@@ -247,7 +254,7 @@ class Harness final : public Pipeline::Host {
   ChunkPool pool_{4096, 64};
   std::string out_[2];
   bool ended_[2] = {false, false}, paused_[2] = {false, false};
-  bool closed_ = false, shut_ = false, deferred_ = false, connected_ = false;
+  bool closed_ = false, reset_ = false, shut_ = false, deferred_ = false, connected_ = false;
   bool told_connected_ = false;
   std::string close_reason_;
   std::uint64_t bytes_in_[2] = {0, 0}, bytes_out_[2] = {0, 0};
