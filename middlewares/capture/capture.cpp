@@ -42,7 +42,8 @@ std::string quoted(const fs::path& p) {
 
 // Every listener (and every config loaded by a reload) that captures into one file shares one
 // CaptureFile, so records of all of them stay whole and rotation counts all of them.
-std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max_bytes) {
+std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max_bytes,
+                                         Services& services) {
   static std::mutex mutex;
   static std::map<std::string, std::weak_ptr<CaptureFile>> files;
   std::error_code ec;
@@ -55,6 +56,9 @@ std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max
     return file;
   }
   auto file = std::make_shared<CaptureFile>(path, CaptureFile::Mode::append, max_bytes);
+  if (const auto cut = file->cut_on_open())
+    services.log(Level::warn, quoted(path) + ": cut a partial last record (" + std::to_string(cut) +
+                                  " bytes) off before appending");
   files[key.string()] = file;
   return file;
 }
@@ -308,7 +312,7 @@ std::unique_ptr<Middleware> CaptureFactory::create() {
 void register_capture(Registry& registry) {
   registry.add_middleware(
       "capture", "writes the traffic into pcap files (Wireshark/tshark) as TCP conversations",
-      [](Options& options, Services&) -> std::unique_ptr<MiddlewareFactory> {
+      [](Options& options, Services& services) -> std::unique_ptr<MiddlewareFactory> {
         const auto path = options.require<std::string>("path");
         if (path.empty()) options.fail("path", "expected a file or folder path, got \"\"");
         const std::uint64_t max_bytes = options.size("max_file_bytes", 0);
@@ -324,7 +328,7 @@ void register_capture(Registry& registry) {
         }
         std::shared_ptr<CaptureFile> file;
         try {
-          file = shared_file(path, max_bytes);
+          file = shared_file(path, max_bytes, services);
         } catch (const std::runtime_error& e) {
           options.fail("path", e.what());
         }

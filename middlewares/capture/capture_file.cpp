@@ -44,6 +44,23 @@ std::uint32_t le32(std::string_view s, std::size_t at) {
   return v;
 }
 
+// Where the last whole record of an existing capture ends: records follow the file header, each
+// a 16-byte header whose third field is the length kept. One that runs past the end of the file
+// (a sluice killed while writing) or claims more than the file's snaplen (garbage) ends the walk.
+std::uint64_t whole_records_end(int fd, std::uint64_t from, std::uint64_t size) {
+  std::uint64_t at = from;
+  char header[16];
+  while (at + sizeof header <= size) {
+    if (::pread(fd, header, sizeof header, static_cast<off_t>(at)) !=
+        static_cast<ssize_t>(sizeof header))
+      break;
+    const std::uint32_t kept = le32({header, sizeof header}, 8);
+    if (kept > kFileSnaplen || at + sizeof header + kept > size) break;
+    at += sizeof header + kept;
+  }
+  return at;
+}
+
 }  // namespace
 
 std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& path, unsigned n) {
@@ -75,7 +92,16 @@ CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t ma
                                " exists and is not a capture of this kind (pcap, microsecond "
                                "timestamps, Ethernet): move it away or pick another path");
     }
-    on_disk_ = static_cast<std::uint64_t>(st.st_size);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    on_disk_ = whole_records_end(fd_, header.size(), size);
+    // Appending after a partial record would misalign every record after it.
+    if (on_disk_ < size && ::ftruncate(fd_, static_cast<off_t>(on_disk_)) != 0) {
+      const int err = errno;
+      close_fd();
+      throw std::runtime_error("cannot cut the partial last record off " + quoted(current_path_) +
+                               ": " + errno_text(err));
+    }
+    cut_on_open_ = size - on_disk_;
     return;
   }
   if (const int err = write_all(fd_, header)) {

@@ -41,6 +41,10 @@ class CaptureFile {
   // Writes out what is buffered. Returns the error to log, once.
   std::optional<std::string> flush();
 
+  // Bytes cut off the end of an existing capture when it was opened for appending: a partial
+  // last record (a sluice killed while writing it). 0 normally.
+  std::uint64_t cut_on_open() const { return cut_on_open_; }
+
   void set_max_bytes(std::uint64_t max_bytes);
   bool failed() const;
   // The file being written now (`path`, or the latest rotated file).
@@ -62,9 +66,10 @@ class CaptureFile {
   int fd_ = -1;
   std::uint64_t max_bytes_;
   std::uint64_t on_disk_ = 0;  // bytes of the current file written so far
-  std::string buffer_;         // records not yet written to the current file
-  unsigned rotations_ = 0;     // the number of the current file (0: `path`)
-  bool failed_ = false;        // reported by the call that set it; nothing is written after it
+  std::uint64_t cut_on_open_ = 0;
+  std::string buffer_;      // records not yet written to the current file
+  unsigned rotations_ = 0;  // the number of the current file (0: `path`)
+  bool failed_ = false;     // reported by the call that set it; nothing is written after it
 };
 
 }  // namespace sluice::capture

@@ -451,6 +451,33 @@ BOOST_AUTO_TEST_CASE(appends_to_an_existing_capture_and_shares_one_file) {
   BOOST_TEST(payload[40002] == "from b");
 }
 
+BOOST_AUTO_TEST_CASE(a_partial_last_record_is_cut_off_before_appending) {
+  {
+    Chain c(types, config());
+    Harness h(c, "10.0.0.1:40000", "192.0.2.7:443");
+    h.feed(Direction::upstream, "first run");
+  }
+  // A sluice killed while writing: the start of a record, cut short.
+  const auto whole = fs::file_size(file());
+  {
+    std::ofstream out(file(), std::ios::binary | std::ios::app);
+    out << std::string(16 + 10, '\x7f');
+  }
+  {
+    Chain c(types, config());
+    BOOST_TEST(c.logs.size() == 1u);
+    BOOST_TEST((c.logs.empty() ? "" : c.logs.front()) ==
+               "\"" + file().string() + "\": cut a partial last record (26 bytes) off before " +
+                   "appending");
+    Harness h(c, "10.0.0.1:40001", "192.0.2.7:443");
+    h.feed(Direction::upstream, "second run");
+  }
+  BOOST_TEST(fs::file_size(file()) > whole);
+  auto payload = pcap_reader::payload_by_port(read(file()));
+  BOOST_TEST(payload[40000] == "first run");
+  BOOST_TEST(payload[40001] == "second run");
+}
+
 BOOST_AUTO_TEST_CASE(channels_on_many_threads_write_whole_records) {
   Chain c(types, config());
   constexpr int kThreads = 4, kChunks = 200;
