@@ -29,17 +29,19 @@ struct SocketAccess : Socket {
 struct OperationAccess : boost::asio::detail::scheduler_operation {
   static unsigned& result(scheduler_operation& op) { return op.*&OperationAccess::task_result_; }
 };
+// Asio's run() stores the events it took from epoll for a socket in the socket's descriptor state,
+// an operation (a private base, hence the C-style cast), as its task_result_, until the next.
+inline unsigned& taken_events(boost::asio::detail::epoll_reactor::descriptor_state* state) {
+  return OperationAccess::result(*(boost::asio::detail::scheduler_operation*)state);
+}
 }  // namespace detail
 
 // The epoll events the reactor took last for `socket` (EPOLLIN, EPOLLERR, ...), whether or not a
-// wait was queued then: Asio's run() stores them in the socket's descriptor state, which is an
-// operation (a private base, hence the C-style cast) and keeps them in its task_result_ until the
-// next. epoll reports a socket's whole readiness at that moment, not what changed. A socket that
-// is not registered reports EPOLLERR.
+// wait was queued then. epoll reports a socket's whole readiness at that moment, not what
+// changed. A socket that is not registered reports EPOLLERR.
 inline std::uint32_t last_events(Socket& socket) {
   auto* const state = detail::SocketAccess::state(socket).reactor_data_;
-  if (!state) return EPOLLERR;
-  return detail::OperationAccess::result(*(boost::asio::detail::scheduler_operation*)state);
+  return state ? detail::taken_events(state) : EPOLLERR;
 }
 
 // Hands `fd` to `socket` the way Asio keeps a socket it opened itself. `fd` must be a socket this
@@ -55,8 +57,12 @@ inline void adopt(Socket& socket, const boost::asio::ip::tcp& protocol, int fd,
     ::close(fd);
     return;
   }
-  auto& state = detail::SocketAccess::state(socket).state_;
-  state = static_cast<ops::state_type>((state | ops::internal_non_blocking) & ~ops::possible_dup);
+  auto& impl = detail::SocketAccess::state(socket);
+  impl.state_ =
+      static_cast<ops::state_type>((impl.state_ | ops::internal_non_blocking) & ~ops::possible_dup);
+  // The reactor state may be a closed socket's, reused: its last events (its EPOLLHUP, say) are
+  // not this socket's, and would cost last_events()' callers a read per socket.
+  if (impl.reactor_data_) detail::taken_events(impl.reactor_data_) = 0;
 }
 
 }  // namespace sluice
