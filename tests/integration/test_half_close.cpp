@@ -36,12 +36,14 @@ struct Seen {
   }
 };
 
-std::unique_ptr<Sluice> start(TempDir& dir, std::uint16_t port, const Server& upstream) {
-  const auto config = write_json(
-      dir.file("proxy.json"),
-      {{"workers", 2},
-       {"listeners",
-        {{{"name", "half"}, {"listen", loopback(port)}, {"upstream", upstream.address()}}}}});
+// sluice with one listener from `port` to `upstream`; `options` are more keys of the listener.
+std::unique_ptr<Sluice> start(TempDir& dir, std::uint16_t port, const Server& upstream,
+                              int workers = 2, json options = json::object()) {
+  options["name"] = "half";
+  options["listen"] = loopback(port);
+  options["upstream"] = upstream.address();
+  const auto config = write_json(dir.file("proxy.json"),
+                                 {{"workers", workers}, {"listeners", json::array({options})}});
   return Sluice::run_config(config);
 }
 
@@ -85,13 +87,7 @@ void reset_behind_last_bytes(bool from_client, bool splice) {
         5s);
     TempDir dir;
     const auto port = free_port();
-    const auto config = write_json(dir.file("proxy.json"), {{"workers", 1},
-                                                            {"listeners",
-                                                             {{{"name", "reset"},
-                                                               {"listen", loopback(port)},
-                                                               {"upstream", upstream.address()},
-                                                               {"splice", splice}}}}});
-    auto sluice = Sluice::run_config(config);
+    auto sluice = start(dir, port, upstream, 1, {{"splice", splice}});
     const pid_t pid = sluice->process().pid();
 
     Socket client = Socket::connect(port, 5s);
@@ -242,14 +238,7 @@ BOOST_AUTO_TEST_CASE(client_reset_while_its_reads_wait_for_the_upstream) {
       5s);
   TempDir dir;
   const auto port = free_port();
-  const auto config = write_json(dir.file("proxy.json"), {{"workers", 1},
-                                                          {"listeners",
-                                                           {{{"name", "reset"},
-                                                             {"listen", loopback(port)},
-                                                             {"upstream", upstream.address()},
-                                                             {"splice", false},
-                                                             {"high_watermark", "64KiB"}}}}});
-  auto sluice = Sluice::run_config(config);
+  auto sluice = start(dir, port, upstream, 1, {{"splice", false}, {"high_watermark", "64KiB"}});
   Socket client = Socket::connect(port, 5s);
   // Sends until every buffer on the way is full and the send times out.
   client.set_timeout(500ms);

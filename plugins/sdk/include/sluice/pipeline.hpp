@@ -120,8 +120,7 @@ class Pipeline {
       // below, so that on_close reaches every middleware that was created.
       if (!guard(s, "create", [&] { s.middleware = st.factory->create(); })) break;
       if (!s.middleware) {
-        closed_ = true;
-        host_.abort("middleware " + std::string(s.type) + " made no middleware (create gave null)");
+        abort("middleware " + std::string(s.type) + " made no middleware (create gave null)");
         break;
       }
       std::unique_ptr<Middleware> edge;
@@ -256,11 +255,15 @@ class Pipeline {
     return dir == Direction::upstream ? i : slots_.size() - 1 - i;
   }
 
-  void fail(Slot& s, std::string_view hook, std::string_view what) {
+  // A failure closes the channel once, with a reset.
+  void abort(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
-    host_.abort("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
-                std::string(what));
+    host_.abort(reason);
+  }
+  void fail(Slot& s, std::string_view hook, std::string_view what) {
+    abort("middleware " + std::string(s.type) + " threw in " + std::string(hook) + ": " +
+          std::string(what));
   }
   // Runs one hook of `s`; an exception closes the channel. False if it threw.
   template <class F>
