@@ -71,6 +71,8 @@ std::vector<std::unique_ptr<Listener>> Engine::bind_all(
       throw cannot_listen(e.code().message());
     }
   }
+  // Only now act beyond the network: a config whose address is taken creates no file.
+  start_middlewares(rt);
   std::vector<std::unique_ptr<Listener>> out;
   for (std::size_t i = 0; i < rt.listeners.size(); ++i) {
     if (fresh[i]) {

@@ -1,6 +1,7 @@
 #pragma once
 // Engine: owns the workers, the listeners and the signal handling of a running proxy.
-//   start: bind every listener (nothing accepted yet), start the extensions, start accepting.
+//   start: bind every listener (nothing accepted yet), start its middlewares (files), start the
+//          extensions, start accepting.
 //   SIGHUP: `reload` builds a new Runtime; listeners whose address is unchanged keep their
 //           sockets and take the new chain, new addresses are bound, dropped ones closed; on any
 //           error the old runtime stays in force.
@@ -32,6 +33,8 @@ class Engine {
 
  private:
   void reload();
+  // Binds rt's new addresses, starts its middlewares, then moves the listeners of `keep` whose
+  // address stays into the result with rt's specs. A failure leaves `keep` as it was.
   std::vector<std::unique_ptr<Listener>> bind_all(const Runtime& rt,
                                                   std::vector<std::unique_ptr<Listener>>& keep);
   std::size_t live_channels() const;

@@ -158,4 +158,15 @@ Runtime build_runtime(Config config, const Plugins& plugins, Services& services)
   return rt;
 }
 
+void start_middlewares(const Runtime& rt) {
+  with_source(rt.config, [&] {
+    for (const auto& spec : rt.listeners)
+      for (std::size_t i = 0; i < spec->factories.size(); ++i) {
+        const Options at(spec->config.middlewares[i],
+                         spec->config.path + "/middlewares/" + std::to_string(i));
+        make_at(at, [&] { spec->factories[i]->start(); });
+      }
+  });
+}
+
 }  // namespace sluice

@@ -1,7 +1,8 @@
 #pragma once
 // Runtime: a validated config made ready to serve: plugins loaded, extensions made, and for every
 // listener a ListenerSpec with its middleware factories. Building one has no effect on the
-// network, so `sluice check` builds one too, and a reload builds the new one beside the old.
+// network or on files (start_middlewares has those), so `sluice check` builds one too, and a
+// reload builds the new one beside the old.
 // Channels share their ListenerSpec (shared_ptr), so a reload never changes a running channel.
 #include <map>
 #include <memory>
@@ -60,5 +61,8 @@ std::string data_path(const ListenerSpec& spec, const Config& config);
 void load_plugins(const Config& config, Plugins& plugins);
 // Builds every listener's chain with `services` for extensions; throws FileConfigError.
 Runtime build_runtime(Config config, const Plugins& plugins, Services& services);
+// Puts a built runtime into service: every factory's start() (files, folders), in config order.
+// Throws FileConfigError at the failing middleware's JSON path (or the one it named).
+void start_middlewares(const Runtime& rt);
 
 }  // namespace sluice

@@ -7,12 +7,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
+
+#include "sluice/output_path.hpp"
 
 namespace sluice::builtin {
 namespace {
@@ -37,14 +40,20 @@ std::string iso8601_utc(SystemClock::time_point t) {
 // to the file descriptor, so nothing sits in a buffer if the process dies.
 class AccessLogFactory final : public MiddlewareFactory {
  public:
-  AccessLogFactory(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  // `path`: "-" for stderr, or a file checked but not opened yet (start() does).
+  explicit AccessLogFactory(std::filesystem::path path) : path_(std::move(path)) {
+    if (path_ == "-") fd_ = STDERR_FILENO;
+  }
   ~AccessLogFactory() override {
-    if (owned_) ::close(fd_);
+    if (fd_ != STDERR_FILENO && fd_ >= 0) ::close(fd_);
   }
   AccessLogFactory(const AccessLogFactory&) = delete;
   AccessLogFactory& operator=(const AccessLogFactory&) = delete;
 
   std::unique_ptr<Middleware> create() override;
+  void start() override {
+    if (fd_ < 0) fd_ = output_path::open_for_appending(path_);
+  }
   bool sees_bytes() const override { return false; }  // counts come from CloseInfo
 
   // Returns 0 or the errno of the failed write.
@@ -63,8 +72,8 @@ class AccessLogFactory final : public MiddlewareFactory {
 
  private:
   std::mutex mutex_;
-  int fd_;
-  bool owned_;
+  const std::filesystem::path path_;
+  int fd_ = -1;
 };
 
 class AccessLog final : public Middleware {
@@ -110,19 +119,15 @@ std::unique_ptr<Middleware> AccessLogFactory::create() {
 }  // namespace
 
 void register_access_log(Registry& registry) {
-  registry.add_middleware(
-      "access-log", "writes one JSON line per channel when it closes (to stderr or a file)",
-      [](Options& options, Services&) -> std::unique_ptr<MiddlewareFactory> {
-        const auto path = options.get<std::string>("path", "-");
-        if (path == "-") return std::make_unique<AccessLogFactory>(STDERR_FILENO, false);
-        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-          const int err = errno;
-          options.fail("path", "cannot open \"" + path +
-                                   "\" for appending: " + std::system_category().message(err));
-        }
-        return std::make_unique<AccessLogFactory>(fd, true);
-      });
+  registry.add_middleware("access-log",
+                          "writes one JSON line per channel when it closes (to stderr or a file)",
+                          [](Options& options, Services&) -> std::unique_ptr<MiddlewareFactory> {
+                            const auto path = options.get<std::string>("path", "-");
+                            if (path != "-")
+                              if (const auto problem = output_path::append_problem(path))
+                                options.fail("path", *problem);
+                            return std::make_unique<AccessLogFactory>(path);
+                          });
 }
 
 }  // namespace sluice::builtin

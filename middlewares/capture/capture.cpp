@@ -19,6 +19,7 @@
 
 #include "capture/capture_file.hpp"
 #include "capture/pcap.hpp"
+#include "sluice/output_path.hpp"
 
 namespace sluice::builtin {
 namespace {
@@ -63,24 +64,6 @@ std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max
   return file;
 }
 
-// Creates `folder` if needed and checks that files can be created in it.
-void prepare_folder(Options& options, const fs::path& folder) {
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  if (ec) options.fail("path", "cannot create the folder " + quoted(folder) + ": " + ec.message());
-  // An unnamed file leaves no trace and, unlike access(), tells the truth for root too.
-  const int fd = ::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    ::close(fd);
-    return;
-  }
-  int err = errno;
-  if (err == EOPNOTSUPP || err == EISDIR) err = ::access(folder.c_str(), W_OK | X_OK) ? errno : 0;
-  if (err)
-    options.fail("path", "cannot create files in the folder " + quoted(folder) + ": " +
-                             std::system_category().message(err));
-}
-
 // Listener names are free text; keep file names portable.
 std::string file_name_part(std::string_view s) {
   std::string out;
@@ -120,26 +103,37 @@ bool contains(std::string_view s, std::string_view part) {
 
 class CaptureFactory final : public MiddlewareFactory {
  public:
-  CaptureFactory(std::shared_ptr<CaptureFile> file, fs::path folder, std::uint64_t max_bytes,
-                 std::size_t snaplen)
-      : file_(std::move(file)),
-        folder_(std::move(folder)),
+  // `path`: the shared file, or with `folder` the folder of per-channel files; checked, not
+  // opened or created yet (start() does).
+  CaptureFactory(fs::path path, bool folder, std::uint64_t max_bytes, std::size_t snaplen,
+                 Services& services)
+      : path_(std::move(path)),
+        folder_(folder),
         max_bytes_(max_bytes),
-        snaplen_(snaplen) {}
+        snaplen_(snaplen),
+        services_(services) {}
 
   std::unique_ptr<Middleware> create() override;
+  void start() override {
+    if (folder_)
+      output_path::create_folder(path_);
+    else
+      file_ = shared_file(path_, max_bytes_, services_);
+  }
 
   // The shared file, or nullptr in folder mode.
   const std::shared_ptr<CaptureFile>& file() const { return file_; }
-  const fs::path& folder() const { return folder_; }
+  const fs::path& folder() const { return path_; }
   std::uint64_t max_bytes() const { return max_bytes_; }
   std::size_t snaplen() const { return snaplen_; }
 
  private:
-  std::shared_ptr<CaptureFile> file_;
-  fs::path folder_;
-  std::uint64_t max_bytes_;
-  std::size_t snaplen_;
+  const fs::path path_;
+  const bool folder_;
+  const std::uint64_t max_bytes_;
+  const std::size_t snaplen_;
+  Services& services_;
+  std::shared_ptr<CaptureFile> file_;  // shared mode, from start()
 };
 
 class Capture final : public Middleware {
@@ -321,19 +315,12 @@ void register_capture(Registry& registry) {
                                              std::to_string(max_bytes) + " bytes");
         const std::uint64_t snaplen = options.size("snaplen", 0);
         std::error_code ec;
-        if (path.back() == '/' || fs::is_directory(path, ec)) {
-          prepare_folder(options, path);
-          return std::make_unique<CaptureFactory>(nullptr, path, max_bytes,
-                                                  static_cast<std::size_t>(snaplen));
-        }
-        std::shared_ptr<CaptureFile> file;
-        try {
-          file = shared_file(path, max_bytes, services);
-        } catch (const std::runtime_error& e) {
-          options.fail("path", e.what());
-        }
-        return std::make_unique<CaptureFactory>(std::move(file), fs::path(), max_bytes,
-                                                static_cast<std::size_t>(snaplen));
+        const bool folder = path.back() == '/' || fs::is_directory(path, ec);
+        if (const auto problem =
+                folder ? output_path::folder_problem(path) : CaptureFile::append_problem(path))
+          options.fail("path", *problem);
+        return std::make_unique<CaptureFactory>(path, folder, max_bytes,
+                                                static_cast<std::size_t>(snaplen), services);
       });
 }
 

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "capture/pcap.hpp"
+#include "sluice/output_path.hpp"
 
 namespace sluice::capture {
 namespace {
@@ -61,7 +62,35 @@ std::uint64_t whole_records_end(int fd, std::uint64_t from, std::uint64_t size) 
   return at;
 }
 
+// Whether the file open at `fd`, not empty, starts with the header this capture writes.
+bool has_our_header(int fd, const struct stat& st) {
+  const std::string header = file_header();
+  std::string existing(header.size(), '\0');
+  const ssize_t n = ::pread(fd, existing.data(), existing.size(), 0);
+  return S_ISREG(st.st_mode) && n == static_cast<ssize_t>(existing.size()) && existing == header;
+}
+
+std::string not_ours(const std::filesystem::path& path) {
+  return quoted(path) +
+         " exists and is not a capture of this kind (pcap, microsecond timestamps, Ethernet): move "
+         "it away or pick another path";
+}
+
 }  // namespace
+
+std::optional<std::string> CaptureFile::append_problem(const std::filesystem::path& path) {
+  if (auto problem = output_path::append_problem(path)) return problem;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;  // made at start
+    return "cannot open " + quoted(path) + ": " + errno_text(errno);
+  }
+  struct stat st {};
+  const bool ours = ::fstat(fd, &st) == 0 && (st.st_size == 0 || has_our_header(fd, st));
+  ::close(fd);
+  if (!ours) return not_ours(path);
+  return std::nullopt;
+}
 
 std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& path, unsigned n) {
   char number[16];
@@ -84,13 +113,9 @@ CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t ma
   }
   const std::string header = file_header();
   if (st.st_size > 0) {
-    std::string existing(header.size(), '\0');
-    const ssize_t n = ::pread(fd_, existing.data(), existing.size(), 0);
-    if (!S_ISREG(st.st_mode) || n != static_cast<ssize_t>(existing.size()) || existing != header) {
+    if (!has_our_header(fd_, st)) {
       close_fd();
-      throw std::runtime_error(quoted(current_path_) +
-                               " exists and is not a capture of this kind (pcap, microsecond "
-                               "timestamps, Ethernet): move it away or pick another path");
+      throw std::runtime_error(not_ours(current_path_));
     }
     const auto size = static_cast<std::uint64_t>(st.st_size);
     on_disk_ = whole_records_end(fd_, header.size(), size);

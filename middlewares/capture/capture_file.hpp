@@ -50,6 +50,10 @@ class CaptureFile {
   // The file being written now (`path`, or the latest rotated file).
   std::filesystem::path current_path() const;
 
+  // Why `path` could not be opened in append mode (output_path::append_problem, or a file that
+  // is not such a capture), found without changing anything; nothing if it could.
+  static std::optional<std::string> append_problem(const std::filesystem::path& path);
+
   // `<stem>_NNNNNN<ext>` next to `path`.
   static std::filesystem::path rotated_path(const std::filesystem::path& path, unsigned n);
 

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "record/format/recording.hpp"
+#include "sluice/output_path.hpp"
 
 namespace sluice::builtin {
 namespace {
@@ -42,8 +43,10 @@ int write_all(int fd, std::string_view bytes) {
 // and its mutex (which keeps lines whole), or the folder for per-channel files.
 class RecordFactory final : public MiddlewareFactory {
  public:
-  RecordFactory(int shared_fd, std::filesystem::path folder, std::uint64_t max_bytes)
-      : shared_fd_(shared_fd), folder_(std::move(folder)), max_bytes_(max_bytes) {}
+  // `path`: the shared file, or with `folder` the folder of per-channel files; checked, not
+  // created yet (start() does).
+  RecordFactory(std::filesystem::path path, bool folder, std::uint64_t max_bytes)
+      : path_(std::move(path)), folder_(folder), max_bytes_(max_bytes) {}
   ~RecordFactory() override {
     if (shared_fd_ >= 0) ::close(shared_fd_);
   }
@@ -51,8 +54,14 @@ class RecordFactory final : public MiddlewareFactory {
   RecordFactory& operator=(const RecordFactory&) = delete;
 
   std::unique_ptr<Middleware> create() override;
+  void start() override {
+    if (folder_)
+      output_path::create_folder(path_);
+    else
+      shared_fd_ = output_path::open_for_appending(path_);
+  }
 
-  bool shared() const { return shared_fd_ >= 0; }
+  bool shared() const { return !folder_; }
   std::uint64_t max_bytes() const { return max_bytes_; }
 
   int write_shared(std::string_view line) {
@@ -70,7 +79,7 @@ class RecordFactory final : public MiddlewareFactory {
     // millisecond: never append to its file.
     for (int attempt = 1; attempt <= 10; ++attempt) {
       const auto file =
-          folder_ / (base + (attempt == 1 ? "" : "-" + std::to_string(attempt)) + ".jsonl");
+          path_ / (base + (attempt == 1 ? "" : "-" + std::to_string(attempt)) + ".jsonl");
       const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       if (fd >= 0) return fd;
       const int err = errno;
@@ -79,7 +88,7 @@ class RecordFactory final : public MiddlewareFactory {
         return -1;
       }
     }
-    error = "cannot create a file for " + base + " in \"" + folder_.string() + "\": names taken";
+    error = "cannot create a file for " + base + " in \"" + path_.string() + "\": names taken";
     return -1;
   }
 
@@ -88,8 +97,9 @@ class RecordFactory final : public MiddlewareFactory {
 
  private:
   std::mutex mutex_;
-  const int shared_fd_;
-  const std::filesystem::path folder_;
+  const std::filesystem::path path_;
+  const bool folder_;
+  int shared_fd_ = -1;  // set by start()
   const std::uint64_t max_bytes_;
   std::atomic<bool> failed_{false};
 };
@@ -208,22 +218,11 @@ void register_record(Registry& registry) {
         if (path.empty()) options.fail("path", "expected a file or folder path, got \"\"");
         const std::uint64_t max_bytes = options.size("max_bytes", 0);
         std::error_code ec;
-        if (path.back() == '/' || std::filesystem::is_directory(path, ec)) {
-          std::filesystem::create_directories(path, ec);
-          if (ec) options.fail("path", "cannot create folder \"" + path + "\": " + ec.message());
-          if (::access(path.c_str(), W_OK | X_OK) != 0) {
-            const int err = errno;
-            options.fail("path",
-                         "cannot create files in folder \"" + path + "\": " + error_text(err));
-          }
-          return std::make_unique<RecordFactory>(-1, path, max_bytes);
-        }
-        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-          const int err = errno;
-          options.fail("path", "cannot open \"" + path + "\" for appending: " + error_text(err));
-        }
-        return std::make_unique<RecordFactory>(fd, std::filesystem::path(), max_bytes);
+        const bool folder = path.back() == '/' || std::filesystem::is_directory(path, ec);
+        if (const auto problem =
+                folder ? output_path::folder_problem(path) : output_path::append_problem(path))
+          options.fail("path", *problem);
+        return std::make_unique<RecordFactory>(path, folder, max_bytes);
       });
 }
 

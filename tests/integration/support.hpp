@@ -68,6 +68,10 @@ void write_file(const std::filesystem::path& file, std::string_view content);
 std::string read_file(const std::filesystem::path& file);                // "" if missing
 std::vector<std::string> read_lines(const std::filesystem::path& file);  // complete lines only
 
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
 // Writes `config` as pretty JSON to `file` (atomically); returns `file`.
 std::filesystem::path write_json(const std::filesystem::path& file, const nlohmann::json& config);
 

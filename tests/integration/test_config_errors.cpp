@@ -190,3 +190,67 @@ BOOST_AUTO_TEST_CASE(nothing_stays_bound_after_a_failed_start) {
   BOOST_TEST(port_bindable(first));
   BOOST_TEST(echo->accepted() == 0u);
 }
+
+// A config that is refused, or only checked, leaves no trace on disk: the middlewares that write
+// files (capture, record, access-log) create them when the config goes into service, not when it
+// is read. Their checks still run: a path that cannot be written is an error for `check` too.
+BOOST_AUTO_TEST_CASE(a_refused_or_checked_config_creates_no_file) {
+  TempDir dir;
+  PortHolder busy;
+  auto echo = echo_server();
+  const auto writers = json::array({
+      {{"type", "capture"}, {"path", dir.file("traffic.pcap").string()}},
+      {{"type", "capture"}, {"path", dir.file("pcaps/a/").string()}},
+      {{"type", "record"}, {"path", dir.file("recording.jsonl").string()}},
+      {{"type", "record"}, {"path", dir.file("recordings/").string()}},
+      {{"type", "access-log"}, {"path", dir.file("access.log").string()}},
+  });
+  auto listener = [&](std::uint16_t port) {
+    return json{{"name", "writes"},
+                {"listen", loopback(port)},
+                {"upstream", echo->address()},
+                {"middlewares", writers}};
+  };
+  auto nothing_created = [&](const std::string& what) {
+    for (auto& entry : std::filesystem::directory_iterator(dir.path()))
+      if (entry.path().filename() != "config.json")
+        BOOST_ERROR(what << " created " << entry.path());
+  };
+  const auto file = dir.file("config.json");
+
+  write_json(file, {{"listeners", {listener(free_port())}}});
+  const auto checked = run_sluice({"check", "-c", file.string()});
+  BOOST_TEST(checked.exit_code == 0, checked.output);
+  nothing_created("sluice check");
+
+  // A later key is wrong.
+  json later = {{"listeners", {listener(free_port())}}};
+  later["listeners"][0]["middlewares"].push_back({{"type", "replace"}, {"to", "x"}});
+  write_json(file, later);
+  for (const char* command : {"check", "run"}) {
+    const auto r = run_sluice({command, "-c", file.string()});
+    BOOST_TEST(r.exit_code == 2, r.output);
+    BOOST_TEST(contains(r.output, "/listeners/0/middlewares/5/from: missing"), r.output);
+    nothing_created(std::string("sluice ") + command + " of a bad config");
+  }
+
+  // The address is taken.
+  write_json(file, {{"listeners", {listener(busy.port())}}});
+  const auto r = run_sluice({"run", "-c", file.string()});
+  BOOST_TEST(r.exit_code == 2, r.output);
+  BOOST_TEST(contains(r.output, "in use"), r.output);
+  nothing_created("sluice run on a busy port");
+
+  // A path that cannot be written is refused by the check, still without creating anything.
+  write_file(dir.file("plain"), "a file, not a folder");
+  json unwritable = {{"listeners", {listener(free_port())}}};
+  unwritable["listeners"][0]["middlewares"][3]["path"] = dir.file("plain/recordings/").string();
+  write_json(file, unwritable);
+  const auto refused = run_sluice({"check", "-c", file.string()});
+  BOOST_TEST(refused.exit_code == 2, refused.output);
+  BOOST_TEST(contains(refused.output, "/listeners/0/middlewares/3/path: cannot create the folder"),
+             refused.output);
+  BOOST_TEST(contains(refused.output, "Not a directory"), refused.output);
+  std::filesystem::remove(dir.file("plain"));
+  nothing_created("sluice check of an unwritable path");
+}

@@ -30,10 +30,6 @@ void replace_all(std::string& s, std::string_view from, const std::string& to) {
     s.replace(at, from.size(), to);
 }
 
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(debug_a_protocol_as_the_readme_shows) {
@@ -42,11 +38,11 @@ BOOST_AUTO_TEST_CASE(debug_a_protocol_as_the_readme_shows) {
   replace_all(block, "config/examples/", (kSource / "config/examples/").string());
   TempDir dir;
   // Whatever happens, the proxy the block starts in the background goes with the script.
-  const std::string script = "cd '" + dir.path().string() +
-                             "'\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + block;
+  const std::string script =
+      "cd '" + dir.path().string() + "'\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + block;
   write_file(dir.file("howto.sh"), script);
-  const auto r = run_command({"/usr/bin/timeout", "120", "/bin/bash", dir.file("howto.sh").string()},
-                             150s);
+  const auto r =
+      run_command({"/usr/bin/timeout", "120", "/bin/bash", dir.file("howto.sh").string()}, 150s);
   const std::string& out = r.output;
   BOOST_TEST_MESSAGE("howto output:\n" << out);
   BOOST_TEST(r.exit_code == 0, "exit " << r.exit_code << "\n" << out);

@@ -88,10 +88,6 @@ struct Fixture {
   std::unique_ptr<Sluice> sluice;
 };
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(record, Fixture)

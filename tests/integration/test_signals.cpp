@@ -161,6 +161,38 @@ BOOST_AUTO_TEST_CASE(sighup_reloads_the_chain_for_new_channels) {
   BOOST_TEST(sluice->stop() == 0, sluice->log());
 }
 
+// A reload that fails leaves no file behind: the new chain's capture opens its file only once
+// every listener of the new config is bound.
+BOOST_AUTO_TEST_CASE(a_failed_reload_creates_no_file) {
+  TempDir dir;
+  PortHolder busy;
+  auto echo = echo_server();
+  const auto port = free_port();
+  const auto file = write_json(dir.file("proxy.json"), proxy(port, *echo));
+  auto sluice = Sluice::run_config(file);
+
+  const auto pcap = dir.file("traffic.pcap");
+  json next = proxy(port, *echo);
+  next["listeners"][0]["middlewares"] = {{{"type", "capture"}, {"path", pcap.string()}}};
+  next["listeners"].push_back(
+      {{"name", "busy"}, {"listen", loopback(busy.port())}, {"upstream", echo->address()}});
+  write_json(file, next);
+  sluice->send_signal(SIGHUP);
+  BOOST_REQUIRE_MESSAGE(sluice->wait_for_log("reload failed"), sluice->log());
+  BOOST_TEST(contains(sluice->log(), "/listeners/1/listen"), sluice->log());
+  BOOST_TEST(!std::filesystem::exists(pcap));
+  Socket a = Socket::connect(port);
+  BOOST_TEST(roundtrip(a, "still proxied") == "still proxied");
+
+  next["listeners"].erase(1);
+  write_json(file, next);
+  sluice->send_signal(SIGHUP);
+  BOOST_REQUIRE_MESSAGE(sluice->wait_for_log("reload done"), sluice->log());
+  BOOST_TEST(std::filesystem::exists(pcap));  // its header is written when the chain starts
+  a.close();
+  BOOST_TEST(sluice->stop() == 0, sluice->log());
+}
+
 // A signal sent the moment "sluice ready:" appears must be handled, not kill the process: the
 // handlers must be in place before the ready line is written. The log goes to a FIFO here, so the
 // test wakes up as the line is written and signals at once (polling a file is too slow to hit

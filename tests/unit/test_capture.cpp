@@ -569,8 +569,8 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_option) {
   // Under a regular file: unwritable even for root.
   { std::ofstream(dir / "plain") << "not a folder"; }
   const std::string under_file = (dir / "plain" / "x.pcap").string();
-  BOOST_TEST(error({{"path", under_file}}) ==
-             "/middlewares/0/path: cannot open \"" + under_file + "\": Not a directory");
+  BOOST_TEST(error({{"path", under_file}}) == "/middlewares/0/path: cannot open \"" + under_file +
+                                                  "\" for appending: Not a directory");
   const std::string folder_under_file = (dir / "plain" / "sub").string() + "/";
   BOOST_TEST(error({{"path", folder_under_file}})
                  .find("/middlewares/0/path: cannot create the "

@@ -8,7 +8,7 @@
 
 namespace sluice {
 
-inline constexpr std::uint32_t abi_version = 5;
+inline constexpr std::uint32_t abi_version = 6;
 
 // A plain C layout on purpose: it is the one thing read from a plugin that may be of another
 // version, so it must never change shape.

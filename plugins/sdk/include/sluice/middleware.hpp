@@ -53,8 +53,9 @@ class Middleware {
 };
 
 // Made once per listener when the config is loaded (and again on reload); validates options
-// there so a bad option is a start-up error. create() is called from every worker thread, so it
-// must be safe to call concurrently; the factory outlives every middleware it created.
+// there so a bad option is a start-up error, and acts in start(). create() is called from every
+// worker thread, so it must be safe to call concurrently; the factory outlives every middleware it
+// created.
 class MiddlewareFactory {
  public:
   virtual ~MiddlewareFactory() = default;
@@ -77,6 +78,13 @@ class MiddlewareFactory {
   // bulk transfer goes from socket to socket with splice(2), never copied into user space; every
   // other hook is still called, and CloseInfo still counts the bytes.
   virtual bool sees_bytes() const { return true; }
+
+  // The config goes into service: called once, after every factory and extension of it was made
+  // and every listener bound, never by `sluice check`. Effects beyond checking belong here
+  // (creating a file, a folder), so that a config refused anywhere leaves no trace
+  // (sluice/output_path.hpp checks a path without creating it). A throw refuses the config: at
+  // start-up sluice exits 2, a reload keeps the previous config; ConfigError names its JSON path.
+  virtual void start() {}
 };
 
 }  // namespace sluice

@@ -84,6 +84,8 @@ class Chain final : public Services {
       factories_.push_back(std::move(factory));
       stages_.push_back({*types_.back(), factories_.back().get()});
     }
+    // As the engine does, once the whole chain is made.
+    for (auto& factory : factories_) factory->start();
   }
   ~Chain() {
     factories_.clear();
