@@ -58,8 +58,8 @@ std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max
   }
   auto file = std::make_shared<CaptureFile>(path, CaptureFile::Mode::append, max_bytes);
   if (const auto cut = file->cut_on_open())
-    services.log(Level::warn, quoted(path) + ": cut a partial last record (" + std::to_string(cut) +
-                                  " bytes) off before appending");
+    services.log(Level::warn, quoted(file->current_path()) + ": cut a partial last record (" +
+                                  std::to_string(cut) + " bytes) off before appending");
   files[key.string()] = file;
   return file;
 }

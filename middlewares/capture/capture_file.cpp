@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <stdexcept>
 #include <system_error>
@@ -76,9 +77,40 @@ std::string not_ours(const std::filesystem::path& path) {
          "it away or pick another path";
 }
 
+// The number of the newest file of the capture at `path`: the highest N whose rotated file
+// exists, 0 for `path` itself. A restart appends there, so rotation goes on after it.
+unsigned newest_rotation(const std::filesystem::path& path) {
+  const std::string prefix = path.stem().string() + "_", ext = path.extension().string();
+  const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  unsigned newest = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() + ext.size() || !name.starts_with(prefix) ||
+        !name.ends_with(ext))
+      continue;
+    const char* first = name.data() + prefix.size();
+    const char* last = name.data() + name.size() - ext.size();
+    unsigned n = 0;
+    const auto [at, error] = std::from_chars(first, last, n);
+    // Only the names rotation writes ("_000001", not "_1" or "_+1").
+    if (error == std::errc() && at == last && n > newest &&
+        CaptureFile::rotated_path(path, n).filename() == name)
+      newest = n;
+  }
+  return newest;
+}
+
+std::filesystem::path newest_file(const std::filesystem::path& path) {
+  const unsigned n = newest_rotation(path);
+  return n ? CaptureFile::rotated_path(path, n) : path;
+}
+
 }  // namespace
 
-std::optional<std::string> CaptureFile::append_problem(const std::filesystem::path& path) {
+std::optional<std::string> CaptureFile::append_problem(const std::filesystem::path& first) {
+  const auto path = newest_file(first);
   if (auto problem = output_path::append_problem(path)) return problem;
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
@@ -100,6 +132,10 @@ std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& pat
 
 CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t max_bytes)
     : first_path_(path), current_path_(std::move(path)), max_bytes_(max_bytes) {
+  if (mode == Mode::append) {
+    rotations_ = newest_rotation(first_path_);
+    if (rotations_) current_path_ = rotated_path(first_path_, rotations_);
+  }
   const int flags = mode == Mode::append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC
                                          : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   fd_ = ::open(current_path_.c_str(), flags, 0644);

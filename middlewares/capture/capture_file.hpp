@@ -7,8 +7,9 @@
 // goes to a new file instead (each file holds at least one record, so with max_bytes >= 64 KiB no
 // file is ever longer). The files are `path` itself, then `<stem>_000001<ext>`,
 // `<stem>_000002<ext>`, ... in the same folder (capture.pcap, capture_000001.pcap, ...), each
-// number the first after the previous one that names no existing file, so a restart never
-// overwrites a capture and `ls` lists them in the order they were written.
+// number the first after the previous one that names no existing file. Append mode opens the
+// newest of them (the highest number, or `path`), so a restart never overwrites a capture and
+// `ls` lists the files in the order they were written, across restarts too.
 //
 // Errors: the first failure to open or write is returned, once, by the call that met it, for the
 // caller to log; from then on the object takes nothing. A write that failed half-way is cut off
@@ -25,7 +26,7 @@ namespace sluice::capture {
 class CaptureFile {
  public:
   enum class Mode {
-    append,  // to the capture already at `path` (same file header), or a new or empty file
+    append,  // to the newest file of the capture at `path` (same file header), or a new one
     create,  // a new file; fails if `path` exists
   };
   // Opens `path` and writes the file header if the file is new. Throws std::runtime_error with a

@@ -415,6 +415,30 @@ BOOST_AUTO_TEST_CASE(rotation_after_a_restart_never_overwrites) {
   BOOST_TEST((pcap_reader::read(first[1]).substr(0, kept.size()) == kept));
 }
 
+// After a restart the capture goes on in its newest file, not in the first (the oldest): the
+// files' name order stays the order they were written in.
+BOOST_AUTO_TEST_CASE(a_restart_appends_to_the_newest_rotated_file) {
+  auto run = [&](std::uint16_t port, std::size_t bytes, std::uint64_t seed) {
+    Chain c(types, config({{"max_file_bytes", "64KiB"}}));
+    Harness h(c, "10.0.0.1:" + std::to_string(port), "192.0.2.7:443");
+    h.feed(Direction::upstream, pattern(bytes, seed));
+  };
+  run(40000, 100000, 6);
+  const auto before = files();
+  BOOST_REQUIRE(before.size() == 2u);
+  const auto first_size = fs::file_size(before[0]);
+  const auto newest_size = fs::file_size(before[1]);
+  BOOST_REQUIRE(newest_size < 60000u);  // room for the next run's first bytes
+
+  run(40001, 1000, 7);
+  BOOST_TEST(files().size() == 2u);
+  BOOST_TEST(fs::file_size(before[0]) == first_size);
+  BOOST_TEST(fs::file_size(before[1]) > newest_size);
+  const auto in_newest = pcap_reader::payload_by_port(read(before[1]));
+  BOOST_TEST((in_newest.count(40001) && in_newest.at(40001) == pattern(1000, 7)));
+  BOOST_TEST(!pcap_reader::payload_by_port(read(before[0])).count(40001));
+}
+
 BOOST_AUTO_TEST_CASE(snaplen_keeps_the_first_bytes_of_each_packet) {
   Chain c(types, config({{"snaplen", 4}}));
   {
