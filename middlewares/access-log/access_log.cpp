@@ -45,14 +45,17 @@ class AccessLogFactory final : public MiddlewareFactory {
     if (path_ == "-") fd_ = STDERR_FILENO;
   }
   ~AccessLogFactory() override {
-    if (fd_ != STDERR_FILENO && fd_ >= 0) ::close(fd_);
+    if (owned_) ::close(fd_);
   }
   AccessLogFactory(const AccessLogFactory&) = delete;
   AccessLogFactory& operator=(const AccessLogFactory&) = delete;
 
   std::unique_ptr<Middleware> create() override;
   void start() override {
-    if (fd_ < 0) fd_ = output_path::open_for_appending(path_);
+    if (fd_ >= 0) return;
+    // Not "fd_ != STDERR_FILENO" later: with stderr closed, the file may get descriptor 2.
+    fd_ = output_path::open_for_appending(path_);
+    owned_ = true;
   }
   bool sees_bytes() const override { return false; }  // counts come from CloseInfo
 
@@ -74,6 +77,7 @@ class AccessLogFactory final : public MiddlewareFactory {
   std::mutex mutex_;
   const std::filesystem::path path_;
   int fd_ = -1;
+  bool owned_ = false;
 };
 
 class AccessLog final : public Middleware {

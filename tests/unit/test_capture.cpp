@@ -114,7 +114,7 @@ BOOST_FIXTURE_TEST_SUITE(capture, Fixture)
 
 BOOST_AUTO_TEST_CASE(a_channel_becomes_one_tcp_conversation) {
   Chain c(types, config());
-  BOOST_TEST(fs::file_size(file()) == 24u);  // the header, written when the config loads
+  BOOST_TEST(fs::file_size(file()) == 24u);  // the header, written when the chain starts
   const auto before = std::chrono::system_clock::now();
   {
     Harness h(c, "10.0.0.1:40000", "192.0.2.7:443");
@@ -302,7 +302,7 @@ BOOST_AUTO_TEST_CASE(flushed_about_every_second_and_at_close) {
 BOOST_AUTO_TEST_CASE(folder_gets_one_file_per_channel) {
   const fs::path folder = dir / "per-channel";
   Chain c(types, config({{"path", folder.string() + "/"}}));
-  BOOST_TEST(fs::is_directory(folder));  // created when the config loads
+  BOOST_TEST(fs::is_directory(folder));  // created when the chain starts
   {
     Harness a(c, "10.0.0.1:40000", "192.0.2.7:443");
     a.feed(Direction::upstream, "a");

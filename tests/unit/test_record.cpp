@@ -354,7 +354,7 @@ BOOST_AUTO_TEST_CASE(channels_of_every_thread_append_whole_lines_to_one_file) {
 }
 
 BOOST_AUTO_TEST_CASE(a_folder_gets_one_file_per_channel) {
-  const auto folder = dir / "new" / "recordings";  // created when the config loads
+  const auto folder = dir / "new" / "recordings";  // created when the chain starts
   Chain c(types, chain(folder.string() + "/"));
   BOOST_TEST(std::filesystem::is_directory(folder));
   {

@@ -5,6 +5,7 @@
 // and change nothing; each returns why the path cannot be used, in the words the creating call
 // would use, or nothing.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,19 +50,28 @@ inline std::filesystem::path parent_or_dot(const std::filesystem::path& p) {
 // Why a file at `path` could not be opened for appending (created if missing).
 inline std::optional<std::string> append_problem(const std::filesystem::path& path) {
   using detail::quoted;
-  // No O_CREAT, no O_TRUNC: opening an existing file for writing changes nothing. O_NONBLOCK: a
-  // FIFO without a reader answers ENXIO at once; it exists and will be opened when one comes.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   int err = 0;
-  if (fd >= 0)
-    ::close(fd);
-  else if (errno == ENOENT) {
-    // Missing: its folder must exist (nothing makes it) and take a new file.
-    const auto folder = detail::parent_or_dot(path);
-    std::error_code ec;
-    err = std::filesystem::is_directory(folder, ec) ? detail::create_error(folder) : ENOENT;
-  } else if (errno != ENXIO)
-    err = errno;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A FIFO, a device: opening it could block, or be seen by its reader. Ask instead.
+    if (S_ISDIR(st.st_mode))
+      err = EISDIR;
+    else if (::access(path.c_str(), W_OK) != 0)
+      err = errno;
+  } else {
+    // No O_CREAT, no O_TRUNC: opening an existing file for writing changes nothing. O_APPEND, or
+    // an append-only file (chattr +a) refuses the open.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0)
+      ::close(fd);
+    else if (errno == ENOENT) {
+      // Missing: its folder must exist (nothing makes it) and take a new file.
+      const auto folder = detail::parent_or_dot(path);
+      std::error_code ec;
+      err = std::filesystem::is_directory(folder, ec) ? detail::create_error(folder) : ENOENT;
+    } else if (errno != EWOULDBLOCK)  // a lease another process holds: usable once it ends
+      err = errno;
+  }
   if (err == 0) return std::nullopt;
   return "cannot open " + quoted(path) + " for appending: " + detail::error_text(err);
 }

@@ -85,7 +85,15 @@ class Chain final : public Services {
       stages_.push_back({*types_.back(), factories_.back().get()});
     }
     // As the engine does, once the whole chain is made.
-    for (auto& factory : factories_) factory->start();
+    for (std::size_t i = 0; i < factories_.size(); ++i) {
+      try {
+        factories_[i]->start();
+      } catch (const ConfigError&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw ConfigError("/middlewares/" + std::to_string(i), e.what());
+      }
+    }
   }
   ~Chain() {
     factories_.clear();
