@@ -314,8 +314,7 @@ void register_capture(Registry& registry) {
           options.fail("max_file_bytes", "expected 0 (no limit) or at least 64KiB, got " +
                                              std::to_string(max_bytes) + " bytes");
         const std::uint64_t snaplen = options.size("snaplen", 0);
-        std::error_code ec;
-        const bool folder = path.back() == '/' || fs::is_directory(path, ec);
+        const bool folder = output_path::names_folder(path);
         if (const auto problem =
                 folder ? output_path::folder_problem(path) : CaptureFile::append_problem(path))
           options.fail("path", *problem);

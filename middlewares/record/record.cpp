@@ -217,8 +217,7 @@ void register_record(Registry& registry) {
         const auto path = options.require<std::string>("path");
         if (path.empty()) options.fail("path", "expected a file or folder path, got \"\"");
         const std::uint64_t max_bytes = options.size("max_bytes", 0);
-        std::error_code ec;
-        const bool folder = path.back() == '/' || std::filesystem::is_directory(path, ec);
+        const bool folder = output_path::names_folder(path);
         if (const auto problem =
                 folder ? output_path::folder_problem(path) : output_path::append_problem(path))
           options.fail("path", *problem);

@@ -47,6 +47,12 @@ inline std::filesystem::path parent_or_dot(const std::filesystem::path& p) {
 
 }  // namespace detail
 
+// Whether `path` names a folder of per-file outputs: it ends in '/' or is a directory already.
+inline bool names_folder(const std::string& path) {
+  std::error_code ec;
+  return !path.empty() && (path.back() == '/' || std::filesystem::is_directory(path, ec));
+}
+
 // Why a file at `path` could not be opened for appending (created if missing).
 inline std::optional<std::string> append_problem(const std::filesystem::path& path) {
   using detail::quoted;
