@@ -1,13 +1,16 @@
 #pragma once
-// What sluice reaches of Asio's epoll reactor (boost::asio::detail): the reactor state of a
-// worker's socket, which basic_socket keeps protected. Pinned to the Asio of Debian 12's Boost
+// What sluice reaches of Asio's epoll reactor and scheduler (boost::asio::detail): the reactor
+// state of a worker's socket, which basic_socket keeps protected, and whether the scheduler has a
+// handler ready, which it keeps private. Pinned to the Asio of Debian 12's Boost
 // 1.81, whose reactor readable_wait.hpp and adopt() were written against and measured on.
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cstdint>
 
+#include <boost/asio/detail/op_queue.hpp>
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
 #include <boost/asio/version.hpp>
 #include <boost/system/error_code.hpp>
@@ -34,6 +37,19 @@ struct OperationAccess : boost::asio::detail::scheduler_operation {
 inline unsigned& taken_events(boost::asio::detail::epoll_reactor::descriptor_state* state) {
   return OperationAccess::result(*(boost::asio::detail::scheduler_operation*)state);
 }
+
+// The scheduler's queue is private: an explicit instantiation may name a private member, and
+// hands its address out through a friend function.
+using SchedulerQueue = boost::asio::detail::op_queue<boost::asio::detail::scheduler_operation>
+    boost::asio::detail::scheduler::*;
+struct SchedulerQueueTag {
+  friend SchedulerQueue scheduler_queue(SchedulerQueueTag);
+};
+template <SchedulerQueue Member>
+struct SchedulerQueueOf {
+  friend SchedulerQueue scheduler_queue(SchedulerQueueTag) { return Member; }
+};
+template struct SchedulerQueueOf<&boost::asio::detail::scheduler::op_queue_>;
 }  // namespace detail
 
 // The epoll events the reactor took last for `socket` (EPOLLIN, EPOLLERR, ...), whether or not a
@@ -42,6 +58,15 @@ inline unsigned& taken_events(boost::asio::detail::epoll_reactor::descriptor_sta
 inline std::uint32_t last_events(Socket& socket) {
   auto* const state = detail::SocketAccess::state(socket).reactor_data_;
   return state ? detail::taken_events(state) : EPOLLERR;
+}
+
+// Whether the next run_one() of a single-threaded io_context (its only thread, between handlers)
+// would sleep in epoll_wait: its queue holds only the reactor's marker, no ready handler. The
+// marker is always queued then, since the reactor is only taken out while it runs.
+inline bool only_reactor_queued(boost::asio::detail::scheduler& scheduler) {
+  using Access = boost::asio::detail::op_queue_access;
+  auto* const front = Access::front(scheduler.*scheduler_queue(detail::SchedulerQueueTag{}));
+  return front && !Access::next(front);
 }
 
 // Hands `fd` to `socket` the way Asio keeps a socket it opened itself. `fd` must be a socket this

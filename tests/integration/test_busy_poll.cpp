@@ -1,6 +1,7 @@
-// "busy_poll_us": a worker goes on polling for that long after its last event instead of
-// sleeping, and sleeps once nothing came in for that long: bytes still arrive whole and in order,
-// the polling shows up as CPU time while events keep coming, and an idle proxy costs no CPU.
+// "busy_poll_us": a worker that runs out of events goes on polling for up to that long before
+// it sleeps, as long as its recent idle gaps ended within it: bytes still arrive whole and in
+// order, the polling shows up as CPU time while events come close enough together, and events
+// further apart than the limit, or none, cost no polling.
 #define BOOST_TEST_MODULE busy_poll
 #include <boost/test/unit_test.hpp>
 
@@ -75,6 +76,17 @@ BOOST_AUTO_TEST_CASE(polls_between_events_and_sleeps_when_idle) {
 
   BOOST_TEST(p.sluice->log().find("each polling 5000 us before it sleeps") != std::string::npos);
   BOOST_TEST(p.sluice->stop() == 0);  // SIGTERM reaches a polling worker too
+}
+
+BOOST_AUTO_TEST_CASE(events_further_apart_than_the_limit_are_not_polled_for) {
+  // Gaps of 10 ms against a 5 ms limit: polling would not have caught one, so the worker stops
+  // polling after the first few and sleeps through the gaps (a fixed 5 ms poll after every event
+  // would cost half a core here).
+  Proxy p(5000);
+  const double sparse = p.cpu_while_echoing(Millis(1000), std::chrono::microseconds(10000));
+  BOOST_TEST_MESSAGE("busy_poll_us 5000, an echo every 10 ms for 1 s: " << sparse << " CPU s");
+  BOOST_TEST(sparse < 0.15);
+  BOOST_TEST(p.sluice->stop() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(off_by_default_the_worker_sleeps_between_events) {
