@@ -51,22 +51,23 @@ BUILD_PACKAGES = ["g++", "cmake", "ninja-build"]
 PASS_THROUGH_TYPES = ["pass", "passthrough", "pass-through", "noop", "nop", "identity"]
 NEVER = {"type": "replace", "from": "\u007fnever\u0000", "to": "x"}
 
-CONTENDERS = ["direct", "haproxy", "haproxy-busy", "nginx", "sluice", "sluice-nopoll",
-              "sluice-copy", "sluice-8mw", "sluice-hexdump", "sluice-capture"]
+CONTENDERS = ["direct", "haproxy", "haproxy-busy", "nginx", "sluice", "sluice-busy", "sluice-copy",
+              "sluice-8mw", "sluice-hexdump", "sluice-capture"]
 # The ratio base of every column is the best of these, in their default configs. HAProxy's
-# busy-polling is a row of its own, not a base: it keeps every thread polling forever, so its RTT
-# falls below direct's and an added-latency ratio against it means nothing.
+# busy-polling is a row of its own beside sluice's busy_poll_us, not a base: it keeps every thread
+# polling forever, so its RTT falls below direct's and an added-latency ratio against it means
+# nothing.
 PEERS = ["haproxy", "nginx"]
-# Spinning proxies would count their idle polling as work under callgrind and perf. sluice's own
-# polling (busy_poll_us, 50 by default) is adaptive and stops while idle, so it is measured as is.
-BUSY = ["haproxy-busy"]
+# Spinning proxies would count their idle polling as work under callgrind and perf.
+BUSY = ["haproxy-busy", "sluice-busy"]
+BUSY_POLL_US = 50
 LABELS = {
     "direct": "direct (no proxy)",
     "haproxy": "HAProxy, mode tcp",
     "haproxy-busy": "HAProxy, mode tcp, busy-polling",
     "nginx": "nginx stream",
     "sluice": "sluice, empty chain",
-    "sluice-nopoll": "sluice, empty chain, busy_poll_us 0",
+    "sluice-busy": f"sluice, empty chain, busy_poll_us {BUSY_POLL_US}",
     "sluice-copy": "sluice, empty chain, splice off",
     "sluice-8mw": "sluice, 8 pass-through middlewares",
     "sluice-hexdump": "sluice, hexdump max_bytes 0",
@@ -351,8 +352,8 @@ def sluice_config(name, port, upstream, workers, env, workdir):
         # The buffered data path with nothing in the chain: what the middleware rows add to.
         listener["splice"] = False
     config = {"workers": workers, "listeners": [listener]}
-    if name == "sluice-nopoll":
-        config["busy_poll_us"] = 0
+    if name == "sluice-busy":
+        config["busy_poll_us"] = BUSY_POLL_US
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -1070,8 +1071,7 @@ def main():
     ap.add_argument("--connrate-seconds", type=float, help="default 5, quick 1.5")
     ap.add_argument("--contenders",
                     help="comma-separated subset of " + ",".join(CONTENDERS) + " (default: "
-                    "all; with --callgrind: sluice-nopoll,haproxy,nginx; with --perf: "
-                    "sluice,haproxy,nginx)")
+                    "all; with --callgrind: sluice,haproxy,nginx)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help="comma-separated subset of " + ",".join(SCENARIOS))
     ap.add_argument("--sluice", help="use this sluice executable instead of building "
@@ -1085,10 +1085,7 @@ def main():
 
     if args.callgrind and args.perf:
         ap.error("--callgrind and --perf are separate runs")
-    # Under callgrind, sluice's polling would count its waiting as instructions: the data path's
-    # count is the row without it (polling's CPU shows in the timed run's CPU s/GB and in --perf).
-    default = ("sluice-nopoll,haproxy,nginx" if args.callgrind else
-               "sluice,haproxy,nginx" if args.perf else ",".join(CONTENDERS))
+    default = "sluice,haproxy,nginx" if args.callgrind or args.perf else ",".join(CONTENDERS)
     contenders = [c for c in (args.contenders or default).split(",") if c]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for c in contenders:

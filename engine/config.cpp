@@ -68,8 +68,7 @@ Config parse_config(const nlohmann::json& root, std::string source,
   if (c.workers == 0 || c.workers > 1024) o.fail("workers", "expected 1 to 1024");
   c.max_pipes = o.get<unsigned>("max_pipes", c.max_pipes);
   if (c.max_pipes > 4096) o.fail("max_pipes", "expected 0 to 4096");
-  const auto busy_poll_us =
-      o.get<unsigned>("busy_poll_us", static_cast<unsigned>(c.busy_poll.count()));
+  const auto busy_poll_us = o.get<unsigned>("busy_poll_us", 0);
   if (busy_poll_us > 10000) o.fail("busy_poll_us", "expected 0 to 10000");
   c.busy_poll = std::chrono::microseconds(busy_poll_us);
   const auto dirs = o.get<std::vector<std::string>>("plugin_dirs", {});

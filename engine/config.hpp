@@ -35,9 +35,7 @@ struct Config {
   std::string source;  // the file name, or a description for configs not read from a file
   unsigned workers = 0;
   unsigned max_pipes = 64;  // per worker, for splice; each costs two descriptors
-  // Per worker: the longest it polls before sleeping (PollWindow). 50 µs is longer than a
-  // round trip on loopback and shorter than one across most networks, where it closes.
-  std::chrono::microseconds busy_poll{50};
+  std::chrono::microseconds busy_poll{0};  // per worker: how long to poll before sleeping
   std::vector<std::filesystem::path> plugin_dirs;
   std::chrono::milliseconds drain_timeout{30000};
   nlohmann::json extensions = nlohmann::json::object();
