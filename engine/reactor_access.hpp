@@ -8,7 +8,6 @@
 
 #include <cstdint>
 
-#include <boost/asio/detail/op_queue.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
@@ -37,19 +36,6 @@ struct OperationAccess : boost::asio::detail::scheduler_operation {
 inline unsigned& taken_events(boost::asio::detail::epoll_reactor::descriptor_state* state) {
   return OperationAccess::result(*(boost::asio::detail::scheduler_operation*)state);
 }
-
-// The scheduler's queue is private: an explicit instantiation may name a private member, and
-// hands its address out through a friend function.
-using SchedulerQueue = boost::asio::detail::op_queue<boost::asio::detail::scheduler_operation>
-    boost::asio::detail::scheduler::*;
-struct SchedulerQueueTag {
-  friend SchedulerQueue scheduler_queue(SchedulerQueueTag);
-};
-template <SchedulerQueue Member>
-struct SchedulerQueueOf {
-  friend SchedulerQueue scheduler_queue(SchedulerQueueTag) { return Member; }
-};
-template struct SchedulerQueueOf<&boost::asio::detail::scheduler::op_queue_>;
 }  // namespace detail
 
 // The epoll events the reactor took last for `socket` (EPOLLIN, EPOLLERR, ...), whether or not a
@@ -62,12 +48,9 @@ inline std::uint32_t last_events(Socket& socket) {
 
 // Whether the next run_one() of a single-threaded io_context (its only thread, between handlers)
 // would sleep in epoll_wait: its queue holds only the reactor's marker, no ready handler. The
-// marker is always queued then, since the reactor is only taken out while it runs.
-inline bool only_reactor_queued(boost::asio::detail::scheduler& scheduler) {
-  using Access = boost::asio::detail::op_queue_access;
-  auto* const front = Access::front(scheduler.*scheduler_queue(detail::SchedulerQueueTag{}));
-  return front && !Access::next(front);
-}
+// marker is always queued then, since the reactor is only taken out while it runs. Defined in
+// worker.cpp, the one place that may name the scheduler's private queue.
+bool only_reactor_queued(boost::asio::detail::scheduler& scheduler);
 
 // Hands `fd` to `socket` the way Asio keeps a socket it opened itself. `fd` must be a socket this
 // process made non-blocking and close-on-exec (socket(2) or accept4(2) flags) and never

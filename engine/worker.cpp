@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <boost/asio/detail/op_queue.hpp>
 #include <boost/asio/posix/descriptor_base.hpp>
 #include <system_error>
 
@@ -22,7 +23,27 @@ int make_eventfd() {
   return fd;
 }
 
+// The scheduler's queue is private: an explicit instantiation may name a private member, and
+// hands its address out through a friend function. At most one such instantiation may be in the
+// program, hence here and not in reactor_access.hpp.
+using SchedulerQueue = boost::asio::detail::op_queue<boost::asio::detail::scheduler_operation>
+    boost::asio::detail::scheduler::*;
+struct SchedulerQueueTag {
+  friend SchedulerQueue scheduler_queue(SchedulerQueueTag);
+};
+template <SchedulerQueue Member>
+struct SchedulerQueueOf {
+  friend SchedulerQueue scheduler_queue(SchedulerQueueTag) { return Member; }
+};
+template struct SchedulerQueueOf<&boost::asio::detail::scheduler::op_queue_>;
+
 }  // namespace
+
+bool only_reactor_queued(boost::asio::detail::scheduler& scheduler) {
+  using Access = boost::asio::detail::op_queue_access;
+  auto* const front = Access::front(scheduler.*scheduler_queue(SchedulerQueueTag{}));
+  return front && !Access::next(front);
+}
 
 Worker::Worker(unsigned i, unsigned max_pipes, std::chrono::microseconds busy, Lookup& l)
     : index(i),
