@@ -162,7 +162,7 @@ int Engine::run() {
   }
   const auto busy_us = runtime_.config.busy_poll.count();
   spdlog::info("sluice ready: {} listener(s), {} worker(s){}", listeners_.size(), workers_.size(),
-               busy_us ? fmt::format(", each polling {} us before it sleeps", busy_us) : "");
+               busy_us ? fmt::format(", each polling up to {} us before it sleeps", busy_us) : "");
 
   asio::steady_timer tick(main);
   bool draining = false, aborted = false;
