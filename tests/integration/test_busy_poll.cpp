@@ -74,7 +74,8 @@ BOOST_AUTO_TEST_CASE(polls_between_events_and_sleeps_when_idle) {
   BOOST_TEST_MESSAGE("idle for 1 s: " << idle << " CPU s");
   BOOST_TEST(idle < 0.1);
 
-  BOOST_TEST(p.sluice->log().find("each polling up to 5000 us before it sleeps") != std::string::npos);
+  BOOST_TEST(p.sluice->log().find("each polling up to 5000 us before it sleeps") !=
+             std::string::npos);
   BOOST_TEST(p.sluice->stop() == 0);  // SIGTERM reaches a polling worker too
 }
 
