@@ -48,7 +48,8 @@ inline std::uint32_t last_events(Socket& socket) {
 
 // Whether the next run_one() of a single-threaded io_context (its only thread, between handlers)
 // would sleep in epoll_wait: its queue holds only the reactor's marker, no ready handler. The
-// marker is always queued then, since the reactor is only taken out while it runs. Defined in
+// marker is always queued then, once the reactor was started (a Worker's mailbox wait starts it
+// in the constructor), since it is only taken out while it runs. Defined in
 // worker.cpp, the one place that may name the scheduler's private queue.
 bool only_reactor_queued(boost::asio::detail::scheduler& scheduler);
 

@@ -6,6 +6,7 @@
 
 #include <boost/asio/detail/op_queue.hpp>
 #include <boost/asio/posix/descriptor_base.hpp>
+#include <optional>
 #include <system_error>
 
 #include "channel.hpp"
@@ -79,6 +80,19 @@ void Worker::run() {
   using Clock = std::chrono::steady_clock;
   auto& scheduler = boost::asio::use_service<boost::asio::detail::scheduler>(io);
   PollWindow window(busy_poll);
+  // Polls until `until`: the gap from `idle` to the event it caught, taken before the event's
+  // handler ran (a slow handler is no gap), or nothing.
+  auto poll_until = [this](Clock::time_point idle,
+                           Clock::time_point until) -> std::optional<Clock::duration> {
+    for (auto now = idle; now < until; now = Clock::now()) {
+      if (io.poll_one() != 0) return now - idle;
+      // The proxy's peers may be waiting for this core (on loopback, or a machine with few
+      // cores): a spin that yields costs them nothing, one that does not took a fifth off the
+      // 1-stream throughput in bench/.
+      sched_yield();
+    }
+    return std::nullopt;
+  };
   while (!io.stopped()) {
     // Ready handlers run first; the worker is idle only once none is left.
     if (!only_reactor_queued(scheduler)) {
@@ -86,16 +100,13 @@ void Worker::run() {
       continue;
     }
     const auto idle = Clock::now();
-    const auto until = idle + window.current();
-    bool caught = false;
-    while (!caught && Clock::now() < until) {
-      caught = io.poll_one() != 0;
-      // The proxy's peers may be waiting for this core (on loopback, or a machine with few
-      // cores): a spin that yields costs them nothing, one that does not took a fifth off the
-      // 1-stream throughput in bench/.
-      if (!caught) sched_yield();
+    if (const auto gap = poll_until(idle, idle + window.current())) {
+      window.learn(*gap);
+      continue;
     }
-    if (!caught) io.run_one();  // sleeps until the next event
+    // Sleeps until the next event. This gap also holds the wake-up and one handler, which can
+    // only make a gap near the limit count as long: less polling, never more.
+    if (io.run_one() == 0) break;  // stopped
     window.learn(Clock::now() - idle);
   }
 }
