@@ -35,7 +35,7 @@ struct Config {
   std::string source;  // the file name, or a description for configs not read from a file
   unsigned workers = 0;
   unsigned max_pipes = 64;                 // per worker, for splice; each costs two descriptors
-  std::chrono::microseconds busy_poll{0};  // per worker: how long to poll before sleeping
+  std::chrono::microseconds busy_poll{0};  // per worker: the longest it polls (PollWindow)
   std::vector<std::filesystem::path> plugin_dirs;
   std::chrono::milliseconds drain_timeout{30000};
   nlohmann::json extensions = nlohmann::json::object();

@@ -50,9 +50,9 @@ struct Worker {
   // runs, tasks wait; if it never does, they are destroyed with the worker.
   void post(std::function<void()> task);
   // On this worker's thread: runs io until stop(). With busy_poll above zero, a worker that ran
-  // out of events polls (epoll_wait with a zero timeout) for up to that long before it sleeps, as
-  // long as its recent idle gaps, two in a row, ended within it (PollWindow), so a reply that comes back soon
-  // needs no wake-up of this thread; sparse events and an idle worker cost no polling.
+  // out of events polls (epoll_wait with a zero timeout) for up to that long before it sleeps,
+  // while its recent idle gaps, two in a row, ended within it (PollWindow): a reply that comes
+  // back soon needs no wake-up of this thread; sparse events and an idle worker cost no polling.
   void run();
   // From any thread: run() returns once the tasks posted before have run.
   void stop();
