@@ -42,9 +42,10 @@ std::string quoted(const fs::path& p) {
 }
 
 // Every listener (and every config loaded by a reload) that captures into one file shares one
-// CaptureFile, so records of all of them stay whole and rotation counts all of them.
-std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max_bytes,
-                                         Services& services) {
+// CaptureFile, so records of all of them stay whole and rotation counts all of them. Taking it
+// changes nothing of it: a reload refused after this start() leaves the running config's
+// capture as it was (each writer's max_file_bytes goes with its records).
+std::shared_ptr<CaptureFile> shared_file(const fs::path& path, Services& services) {
   static std::mutex mutex;
   static std::map<std::string, std::weak_ptr<CaptureFile>> files;
   std::error_code ec;
@@ -52,11 +53,8 @@ std::shared_ptr<CaptureFile> shared_file(const fs::path& path, std::uint64_t max
   if (ec) key = fs::absolute(path).lexically_normal();
   std::lock_guard lock(mutex);
   std::erase_if(files, [](const auto& entry) { return entry.second.expired(); });
-  if (auto file = files[key.string()].lock(); file && !file->failed()) {
-    file->set_max_bytes(max_bytes);  // the latest config wins
-    return file;
-  }
-  auto file = std::make_shared<CaptureFile>(path, CaptureFile::Mode::append, max_bytes);
+  if (auto file = files[key.string()].lock(); file && !file->failed()) return file;
+  auto file = std::make_shared<CaptureFile>(path, CaptureFile::Mode::append);
   if (const auto cut = file->cut_on_open())
     services.log(Level::warn, quoted(file->current_path()) + ": cut a partial last record (" +
                                   std::to_string(cut) + " bytes) off before appending");
@@ -118,7 +116,7 @@ class CaptureFactory final : public MiddlewareFactory {
     if (folder_)
       output_path::create_folder(path_);
     else
-      file_ = shared_file(path_, max_bytes_, services_);
+      file_ = shared_file(path_, services_);
   }
 
   // The shared file, or nullptr in folder mode.
@@ -244,7 +242,7 @@ class Capture final : public Middleware {
     if (out_.empty()) return;
     if (!file_ && !factory_.file() && !folder_failed_) open_channel_file(ctx);
     if (file_) {
-      report(ctx, file_->append(out_));
+      report(ctx, file_->append(out_, factory_.max_bytes()));
       if (!flush_timer_) {
         flush_timer_ = ctx.start_timer(kFlushAfter, [this] {
           flush_timer_ = 0;
@@ -268,8 +266,7 @@ class Capture final : public Middleware {
       const fs::path path = factory_.folder() /
                             (base + (attempt == 1 ? "" : "-" + std::to_string(attempt)) + ".pcap");
       try {
-        file_ =
-            std::make_shared<CaptureFile>(path, CaptureFile::Mode::create, factory_.max_bytes());
+        file_ = std::make_shared<CaptureFile>(path, CaptureFile::Mode::create);
         return;
       } catch (const std::exception& e) {
         const auto* open_failed = dynamic_cast<const std::system_error*>(&e);

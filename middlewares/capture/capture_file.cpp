@@ -130,8 +130,8 @@ std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& pat
   return path.parent_path() / (path.stem().string() + number + path.extension().string());
 }
 
-CaptureFile::CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t max_bytes)
-    : first_path_(path), current_path_(std::move(path)), max_bytes_(max_bytes) {
+CaptureFile::CaptureFile(std::filesystem::path path, Mode mode)
+    : first_path_(path), current_path_(std::move(path)) {
   if (mode == Mode::append) {
     rotations_ = newest_rotation(first_path_);
     if (rotations_) current_path_ = rotated_path(first_path_, rotations_);
@@ -183,16 +183,16 @@ void CaptureFile::close_fd() {
   fd_ = -1;
 }
 
-std::optional<std::string> CaptureFile::append(std::string_view records) {
+std::optional<std::string> CaptureFile::append(std::string_view records, std::uint64_t max_bytes) {
   std::lock_guard lock(mutex_);
   if (failed_) return std::nullopt;
-  if (max_bytes_ == 0) {
+  if (max_bytes == 0) {
     buffer_ += records;
   } else {
     while (records.size() >= kRecordHeaderSize) {
       const std::size_t size = kRecordHeaderSize + le32(records, 8);
       const std::uint64_t length = on_disk_ + buffer_.size();
-      if (length > kFileHeaderSize && length + size > max_bytes_) {
+      if (length > kFileHeaderSize && length + size > max_bytes) {
         if (auto error = rotate()) return error;
       }
       buffer_ += records.substr(0, size);
@@ -207,11 +207,6 @@ std::optional<std::string> CaptureFile::flush() {
   std::lock_guard lock(mutex_);
   if (failed_) return std::nullopt;
   return write_out();
-}
-
-void CaptureFile::set_max_bytes(std::uint64_t max_bytes) {
-  std::lock_guard lock(mutex_);
-  max_bytes_ = max_bytes;
 }
 
 bool CaptureFile::failed() const {

@@ -3,13 +3,15 @@
 // number of threads. Records are buffered and written out when 256 KiB are waiting, on flush(),
 // and when the object is destroyed.
 //
-// Rotation, with max_bytes > 0: a record that would make the current file longer than max_bytes
-// goes to a new file instead (each file holds at least one record, so with max_bytes >= 64 KiB no
-// file is ever longer). The files are `path` itself, then `<stem>_000001<ext>`,
-// `<stem>_000002<ext>`, ... in the same folder (capture.pcap, capture_000001.pcap, ...), each
-// number the first after the previous one that names no existing file. Append mode opens the
-// newest of them (the highest number, or `path`), so a restart never overwrites a capture and
-// `ls` lists the files in the order they were written, across restarts too.
+// Rotation, with max_bytes > 0 (given with each append: writers of one shared file may come from
+// configs with different limits, each measured against its own): a record that would make the
+// current file longer than max_bytes goes to a new file instead (each file holds at least one
+// record, so with max_bytes >= 64 KiB no file is ever longer). The files are `path` itself, then
+// `<stem>_000001<ext>`, `<stem>_000002<ext>`, ... in the same folder (capture.pcap,
+// capture_000001.pcap, ...), each number the first after the previous one that names no existing
+// file. Append mode opens the newest of them (the highest number, or `path`), so a restart never
+// overwrites a capture and `ls` lists the files in the order they were written, across restarts
+// too.
 //
 // Errors: the first failure to open or write is returned, once, by the call that met it, for the
 // caller to log; from then on the object takes nothing. A write that failed half-way is cut off
@@ -32,13 +34,14 @@ class CaptureFile {
   // Opens `path` and writes the file header if the file is new. Throws std::runtime_error with a
   // message like `cannot open "x.pcap": Permission denied`; a failed open is a std::system_error
   // (std::errc::file_exists: in create mode, `path` exists).
-  CaptureFile(std::filesystem::path path, Mode mode, std::uint64_t max_bytes);
+  CaptureFile(std::filesystem::path path, Mode mode);
   ~CaptureFile();
   CaptureFile(const CaptureFile&) = delete;
   CaptureFile& operator=(const CaptureFile&) = delete;
 
-  // Appends whole pcap records (record headers included). Returns the error to log, once.
-  std::optional<std::string> append(std::string_view records);
+  // Appends whole pcap records (record headers included), rotating at `max_bytes` (0: never).
+  // Returns the error to log, once.
+  std::optional<std::string> append(std::string_view records, std::uint64_t max_bytes);
   // Writes out what is buffered. Returns the error to log, once.
   std::optional<std::string> flush();
 
@@ -46,7 +49,6 @@ class CaptureFile {
   // last record (a sluice killed while writing it). 0 normally.
   std::uint64_t cut_on_open() const { return cut_on_open_; }
 
-  void set_max_bytes(std::uint64_t max_bytes);
   bool failed() const;
   // The file being written now (`path`, or the latest rotated file).
   std::filesystem::path current_path() const;
@@ -69,7 +71,6 @@ class CaptureFile {
   std::filesystem::path first_path_;
   std::filesystem::path current_path_;
   int fd_ = -1;
-  std::uint64_t max_bytes_;
   std::uint64_t on_disk_ = 0;  // bytes of the current file written so far
   std::uint64_t cut_on_open_ = 0;
   std::string buffer_;      // records not yet written to the current file

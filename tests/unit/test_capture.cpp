@@ -395,6 +395,21 @@ BOOST_AUTO_TEST_CASE(rotation_keeps_files_under_the_limit) {
   BOOST_TEST((payload[443] == down));
 }
 
+// A config started on the same file (a reload, refused later or not) leaves the running one's
+// limit alone: each writer's records are measured against its own max_file_bytes.
+BOOST_AUTO_TEST_CASE(a_second_config_on_the_file_keeps_the_first_ones_limit) {
+  {
+    Chain limited(types, config({{"max_file_bytes", "64KiB"}}));
+    Harness h(limited, "10.0.0.1:40000", "192.0.2.7:443");
+    h.feed(Direction::upstream, pattern(30000, 8));
+    Chain unlimited(types, config({{"max_file_bytes", 0}}));
+    h.feed(Direction::upstream, pattern(70000, 9));
+  }
+  const auto names = files();
+  BOOST_TEST(names.size() >= 2u);  // 100,000 bytes do not fit into one 64 KiB file
+  for (const auto& n : names) BOOST_TEST(fs::file_size(n) <= 65536u);
+}
+
 BOOST_AUTO_TEST_CASE(rotation_after_a_restart_never_overwrites) {
   {
     Chain c(types, config({{"max_file_bytes", "64KiB"}}));
