@@ -55,6 +55,7 @@ std::shared_ptr<CaptureFile> shared_file(const fs::path& path, Services& service
   std::erase_if(files, [](const auto& entry) { return entry.second.expired(); });
   if (auto file = files[key.string()].lock(); file && !file->failed()) return file;
   auto file = std::make_shared<CaptureFile>(path, CaptureFile::Mode::append);
+  if (!file->unlisted_folder().empty()) services.log(Level::warn, file->unlisted_folder());
   if (const auto cut = file->cut_on_open())
     services.log(Level::warn, quoted(file->current_path()) + ": cut a partial last record (" +
                                   std::to_string(cut) + " bytes) off before appending");

@@ -78,14 +78,20 @@ std::string not_ours(const std::filesystem::path& path) {
 }
 
 // The number of the newest file of the capture at `path`: the highest N whose rotated file
-// exists, 0 for `path` itself. A restart appends there, so rotation goes on after it.
-unsigned newest_rotation(const std::filesystem::path& path) {
+// exists, 0 for `path` itself. A restart appends there, so rotation goes on after it. A folder
+// that can be written to but not listed (a drop box) hides them: then 0, and `unlisted` says why.
+// Nothing is lost by that: rotation skips the numbers that exist.
+unsigned newest_rotation(const std::filesystem::path& path, std::string* unlisted = nullptr) {
   const std::string prefix = path.stem().string() + "_", ext = path.extension().string();
   const auto folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
   unsigned newest = 0;
   std::error_code ec;
-  for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end;
-       it.increment(ec)) {
+  std::filesystem::directory_iterator it(folder, ec), end;
+  // A missing folder holds no rotated file (output_path::append_problem reports it).
+  if (ec && ec != std::errc::no_such_file_or_directory && unlisted)
+    *unlisted = "cannot list " + quoted(folder) + ": " + ec.message() + "; appending to " +
+                quoted(path) + ", which may not be the newest file of this capture";
+  for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.size() <= prefix.size() + ext.size() || !name.starts_with(prefix) ||
         !name.ends_with(ext))
@@ -133,7 +139,7 @@ std::filesystem::path CaptureFile::rotated_path(const std::filesystem::path& pat
 CaptureFile::CaptureFile(std::filesystem::path path, Mode mode)
     : first_path_(path), current_path_(std::move(path)) {
   if (mode == Mode::append) {
-    rotations_ = newest_rotation(first_path_);
+    rotations_ = newest_rotation(first_path_, &unlisted_folder_);
     if (rotations_) current_path_ = rotated_path(first_path_, rotations_);
   }
   const int flags = mode == Mode::append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC

@@ -48,6 +48,9 @@ class CaptureFile {
   // Bytes cut off the end of an existing capture when it was opened for appending: a partial
   // last record (a sluice killed while writing it). 0 normally.
   std::uint64_t cut_on_open() const { return cut_on_open_; }
+  // Why the folder could not be listed for the newest rotated file when opened for appending;
+  // empty normally.
+  const std::string& unlisted_folder() const { return unlisted_folder_; }
 
   bool failed() const;
   // The file being written now (`path`, or the latest rotated file).
@@ -73,6 +76,7 @@ class CaptureFile {
   int fd_ = -1;
   std::uint64_t on_disk_ = 0;  // bytes of the current file written so far
   std::uint64_t cut_on_open_ = 0;
+  std::string unlisted_folder_;
   std::string buffer_;      // records not yet written to the current file
   unsigned rotations_ = 0;  // the number of the current file (0: `path`)
   bool failed_ = false;     // reported by the call that set it; nothing is written after it

@@ -1,6 +1,9 @@
 // The capture middleware through the harness: what it writes into files in a temp folder.
 #define BOOST_TEST_MODULE capture
+#include <grp.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -428,6 +431,46 @@ BOOST_AUTO_TEST_CASE(rotation_after_a_restart_never_overwrites) {
   BOOST_REQUIRE(second.size() >= 3u);
   BOOST_TEST(second[2].filename() == "capture_000002.pcap");
   BOOST_TEST((pcap_reader::read(first[1]).substr(0, kept.size()) == kept));
+}
+
+// A folder the process may write into but not list (a drop box): the newest rotated file cannot
+// be found, and the capture says where it appends instead of silently starting over at `path`.
+// Run in a child that drops root, which could list the folder anyway.
+BOOST_AUTO_TEST_CASE(an_unlistable_folder_is_warned_about) {
+  const fs::path box = dir / "box";
+  fs::create_directory(box);
+  std::ofstream(box / "capture_000001.pcap").put('x');
+  BOOST_REQUIRE(::chmod(dir.c_str(), 0755) == 0 && ::chmod(box.c_str(), 0333) == 0);
+  const std::string path = (box / "capture.pcap").string();
+  const std::string expected = "cannot list \"" + box.string() +
+                               "\": Permission denied; appending to \"" + path +
+                               "\", which may not be the newest file of this capture";
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::geteuid() == 0 &&
+        (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+         ::setresuid(65534, 65534, 65534) != 0))
+      ::_exit(3);
+    int status = 1;
+    try {
+      Chain c(types, config({{"path", path}}));
+      if (c.logs.size() == 1 && c.logs.front() == expected) status = 0;
+      for (const auto& line : c.logs)
+        if (status != 0) std::printf("child log: %s\n", line.c_str());
+    } catch (const std::exception& e) {
+      std::printf("child: %s\n", e.what());
+      status = 2;
+    }
+    std::fflush(stdout);
+    ::_exit(status);
+  }
+  int status = -1;
+  BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+  ::chmod(box.c_str(), 0755);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);  // 1: other logs (printed above), 2: refused, 3: setuid
+  BOOST_TEST(fs::exists(path));
 }
 
 // After a restart the capture goes on in its newest file, not in the first (the oldest): the
