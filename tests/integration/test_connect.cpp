@@ -5,11 +5,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <csignal>
+#include <fstream>
+#include <optional>
+#include <sstream>
 
 #include "support.hpp"
 
@@ -91,6 +95,47 @@ int tcp_flag_in(pid_t pid, int option, std::uint16_t local, std::uint16_t peer) 
   return found;
 }
 
+// The epoll events that process `pid` registered for its socket connected to 127.0.0.1:`peer`
+// (there must be one such socket), read from /proc: the socket's inode in net/tcp, its fd in
+// fd/, and that fd's line in the fdinfo of the process's epoll instances. nullopt if not found.
+std::optional<unsigned> epoll_events_of(pid_t pid, std::uint16_t peer) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream tcp(proc + "/net/tcp");
+  std::string line, inode;
+  std::getline(tcp, line);  // the header
+  char remote[16];
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", peer);
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, rem, skip;
+    fields >> slot >> local >> rem;
+    if (rem != remote) continue;
+    for (int i = 0; i < 6; ++i) fields >> skip;  // st tx:rx tr:when retrnsmt uid timeout
+    fields >> inode;
+  }
+  if (inode.empty()) return std::nullopt;
+  std::string fd;
+  std::vector<std::string> epolls;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(proc + "/fd", ec)) {
+    std::error_code lec;
+    const std::string link = std::filesystem::read_symlink(entry.path(), lec).string();
+    if (link == "socket:[" + inode + "]") fd = entry.path().filename().string();
+    if (link == "anon_inode:[eventpoll]") epolls.push_back(entry.path().filename().string());
+  }
+  for (const auto& e : epolls) {
+    std::ifstream info(proc + "/fdinfo/" + e);
+    while (std::getline(info, line)) {
+      std::istringstream fields(line);
+      std::string tag, tfd, events_tag;
+      unsigned events = 0;
+      if (fields >> tag >> tfd >> events_tag >> std::hex >> events && tag == "tfd:" && tfd == fd)
+        return events;
+    }
+  }
+  return std::nullopt;
+}
+
 std::uint16_t local_port(const Socket& s) {
   const std::string a = s.local_address();
   return static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)));
@@ -136,6 +181,28 @@ BOOST_AUTO_TEST_CASE(nodelay_and_inq_are_on_both_sockets_of_a_channel_as_configu
   BOOST_TEST(tcp_flag_in(pid, TCP_INQ, port, local_port(b)) == 1);
   BOOST_TEST(tcp_flag_in(pid, TCP_INQ, 0, echo->port()) == 1);
   b.close();
+  BOOST_TEST(sluice->stop() == 0);
+}
+
+// A connect to a local upstream has as a rule completed by the time connect(2) returns, and
+// sluice asks again at once instead of waiting for EPOLLOUT: the upstream socket stays
+// registered for reads only, without the EPOLL_CTL_MOD that the wait would add.
+BOOST_AUTO_TEST_CASE(a_local_upstream_is_connected_without_waiting_for_epollout) {
+  auto echo = echo_server();
+  const auto port = free_port();
+  TempDir dir;
+  const auto file = write_json(
+      dir.file("local.json"),
+      json{{"workers", 1},
+           {"listeners", {{{"listen", loopback(port)}, {"upstream", echo->address()}}}}});
+  auto sluice = Sluice::run_config(file);
+  Socket a = Socket::connect(port);
+  BOOST_TEST(roundtrip(a, "a") == "a");
+  const auto events = epoll_events_of(sluice->process().pid(), echo->port());
+  BOOST_REQUIRE(events.has_value());
+  BOOST_TEST((*events & EPOLLIN) != 0u);
+  BOOST_TEST((*events & EPOLLOUT) == 0u);
+  a.close();
   BOOST_TEST(sluice->stop() == 0);
 }
 
