@@ -11,9 +11,11 @@
 
 #include <boost/test/unit_test.hpp>
 #include <csignal>
+#include <cstring>
 #include <fstream>
-#include <optional>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "support.hpp"
 
@@ -95,45 +97,37 @@ int tcp_flag_in(pid_t pid, int option, std::uint16_t local, std::uint16_t peer) 
   return found;
 }
 
-// The epoll events that process `pid` registered for its socket connected to 127.0.0.1:`peer`
-// (there must be one such socket), read from /proc: the socket's inode in net/tcp, its fd in
-// fd/, and that fd's line in the fdinfo of the process's epoll instances. nullopt if not found.
-std::optional<unsigned> epoll_events_of(pid_t pid, std::uint16_t peer) {
-  const std::string proc = "/proc/" + std::to_string(pid);
-  std::ifstream tcp(proc + "/net/tcp");
-  std::string line, inode;
-  std::getline(tcp, line);  // the header
-  char remote[16];
-  std::snprintf(remote, sizeof remote, "0100007F:%04X", peer);
-  while (std::getline(tcp, line)) {
-    std::istringstream fields(line);
-    std::string slot, local, rem, skip;
-    fields >> slot >> local >> rem;
-    if (rem != remote) continue;
-    for (int i = 0; i < 6; ++i) fields >> skip;  // st tx:rx tr:when retrnsmt uid timeout
-    fields >> inode;
-  }
-  if (inode.empty()) return std::nullopt;
-  std::string fd;
-  std::vector<std::string> epolls;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(proc + "/fd", ec)) {
-    std::error_code lec;
-    const std::string link = std::filesystem::read_symlink(entry.path(), lec).string();
-    if (link == "socket:[" + inode + "]") fd = entry.path().filename().string();
-    if (link == "anon_inode:[eventpoll]") epolls.push_back(entry.path().filename().string());
-  }
-  for (const auto& e : epolls) {
-    std::ifstream info(proc + "/fdinfo/" + e);
-    while (std::getline(info, line)) {
-      std::istringstream fields(line);
-      std::string tag, tfd, events_tag;
-      unsigned events = 0;
-      if (fields >> tag >> tfd >> events_tag >> std::hex >> events && tag == "tfd:" && tfd == fd)
-        return events;
+// The epoll events that process `pid` registered for each of its IPv4 sockets connected to
+// 127.0.0.1:`peer`: the sockets' inodes (their fd links), found in the `ino:` field of the
+// fdinfo lines of the process's epoll instances.
+std::vector<unsigned> epoll_events_of_sockets_to(pid_t pid, std::uint16_t peer) {
+  std::set<std::string> inodes;  // in hex, as fdinfo writes them
+  inspect_fds(pid, "socket:", [&](int fd, const std::string& link) {
+    sockaddr_in there{};
+    socklen_t len = sizeof there;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&there), &len) == 0 &&
+        there.sin_family == AF_INET && port_of(there) == peer) {
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "%lx", std::stoul(link.substr(std::strlen("socket:["))));
+      inodes.insert(hex);
     }
-  }
-  return std::nullopt;
+    return false;
+  });
+  std::vector<unsigned> events;
+  inspect_fds(pid, "anon_inode:[eventpoll]", [&](int fd, const std::string&) {
+    std::ifstream info("/proc/self/fdinfo/" + std::to_string(fd));
+    for (std::string line; std::getline(info, line);) {
+      // "tfd:  12 events: 8000001b data: ... pos:0 ino:4d2 sdev:8"
+      std::istringstream fields(line);
+      std::string tag, tfd, events_tag, field;
+      unsigned mask = 0;
+      if (!(fields >> tag >> tfd >> events_tag >> std::hex >> mask) || tag != "tfd:") continue;
+      while (fields >> field)
+        if (field.starts_with("ino:") && inodes.count(field.substr(4))) events.push_back(mask);
+    }
+    return false;
+  });
+  return events;
 }
 
 std::uint16_t local_port(const Socket& s) {
@@ -186,7 +180,9 @@ BOOST_AUTO_TEST_CASE(nodelay_and_inq_are_on_both_sockets_of_a_channel_as_configu
 
 // A connect to a local upstream has as a rule completed by the time connect(2) returns, and
 // sluice asks again at once instead of waiting for EPOLLOUT: the upstream socket stays
-// registered for reads only, without the EPOLL_CTL_MOD that the wait would add.
+// registered for reads only, without the EPOLL_CTL_MOD that the wait would add. "As a rule": a
+// handshake put off to ksoftirqd (a loaded machine) takes the wait, so one channel of up to
+// five has to show it.
 BOOST_AUTO_TEST_CASE(a_local_upstream_is_connected_without_waiting_for_epollout) {
   auto echo = echo_server();
   const auto port = free_port();
@@ -196,13 +192,20 @@ BOOST_AUTO_TEST_CASE(a_local_upstream_is_connected_without_waiting_for_epollout)
       json{{"workers", 1},
            {"listeners", {{{"listen", loopback(port)}, {"upstream", echo->address()}}}}});
   auto sluice = Sluice::run_config(file);
-  Socket a = Socket::connect(port);
-  BOOST_TEST(roundtrip(a, "a") == "a");
-  const auto events = epoll_events_of(sluice->process().pid(), echo->port());
-  BOOST_REQUIRE(events.has_value());
-  BOOST_TEST((*events & EPOLLIN) != 0u);
-  BOOST_TEST((*events & EPOLLOUT) == 0u);
-  a.close();
+  std::vector<Socket> clients;
+  bool without_epollout = false;
+  for (int i = 0; i < 5 && !without_epollout; ++i) {
+    clients.push_back(Socket::connect(port));
+    BOOST_TEST(roundtrip(clients.back(), "a") == "a");  // its upstream is connected
+    const auto registered = epoll_events_of_sockets_to(sluice->process().pid(), echo->port());
+    BOOST_TEST(registered.size() == clients.size());
+    for (const unsigned events : registered) {
+      BOOST_TEST((events & EPOLLIN) != 0u);
+      if ((events & EPOLLOUT) == 0) without_epollout = true;
+    }
+  }
+  BOOST_TEST(without_epollout);
+  for (auto& c : clients) c.close();
   BOOST_TEST(sluice->stop() == 0);
 }
 
