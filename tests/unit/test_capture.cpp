@@ -1,5 +1,6 @@
 // The capture middleware through the harness: what it writes into files in a temp folder.
 #define BOOST_TEST_MODULE capture
+#include <dirent.h>
 #include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -441,18 +442,31 @@ BOOST_AUTO_TEST_CASE(an_unlistable_folder_is_warned_about) {
   fs::create_directory(box);
   std::ofstream(box / "capture_000001.pcap").put('x');
   BOOST_REQUIRE(::chmod(dir.c_str(), 0755) == 0 && ::chmod(box.c_str(), 0333) == 0);
+  struct Listable {  // again, whatever fails below, or ~Fixture could not remove it as non-root
+    fs::path folder;
+    ~Listable() { ::chmod(folder.c_str(), 0755); }
+  } listable{box};
   const std::string path = (box / "capture.pcap").string();
   const std::string expected = "cannot list \"" + box.string() +
                                "\": Permission denied; appending to \"" + path +
                                "\", which may not be the newest file of this capture";
+  constexpr int kCannotHide = 77;  // this process can list the folder whatever its mode
+  std::fflush(stdout);
   const pid_t child = ::fork();
   BOOST_REQUIRE(child >= 0);
   if (child == 0) {
+    // Never back into Boost.Test in the child: it would run the remaining tests here too.
+    std::signal(SIGSEGV, SIG_DFL);
+    std::signal(SIGABRT, SIG_DFL);
+    int status = 1;
     if (::geteuid() == 0 &&
         (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
          ::setresuid(65534, 65534, 65534) != 0))
-      ::_exit(3);
-    int status = 1;
+      ::_exit(kCannotHide);
+    if (DIR* listing = ::opendir(box.c_str())) {  // CAP_DAC_READ_SEARCH
+      ::closedir(listing);
+      ::_exit(kCannotHide);
+    }
     try {
       Chain c(types, config({{"path", path}}));
       if (c.logs.size() == 1 && c.logs.front() == expected) status = 0;
@@ -461,15 +475,20 @@ BOOST_AUTO_TEST_CASE(an_unlistable_folder_is_warned_about) {
     } catch (const std::exception& e) {
       std::printf("child: %s\n", e.what());
       status = 2;
+    } catch (...) {
+      status = 2;
     }
     std::fflush(stdout);
     ::_exit(status);
   }
   int status = -1;
   BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
-  ::chmod(box.c_str(), 0755);
-  BOOST_TEST(WIFEXITED(status));
-  BOOST_TEST(WEXITSTATUS(status) == 0);  // 1: other logs (printed above), 2: refused, 3: setuid
+  BOOST_REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == kCannotHide) {
+    BOOST_TEST_MESSAGE("skipped: this process lists a -wx folder anyway and cannot drop that");
+    return;
+  }
+  BOOST_TEST(WEXITSTATUS(status) == 0);  // 1: other logs (printed above), 2: refused
   BOOST_TEST(fs::exists(path));
 }
 
