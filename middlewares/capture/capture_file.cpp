@@ -87,10 +87,6 @@ unsigned newest_rotation(const std::filesystem::path& path, std::string* unliste
   unsigned newest = 0;
   std::error_code ec;
   std::filesystem::directory_iterator it(folder, ec), end;
-  // A missing folder holds no rotated file (output_path::append_problem reports it).
-  if (ec && ec != std::errc::no_such_file_or_directory && unlisted)
-    *unlisted = "cannot list " + quoted(folder) + ": " + ec.message() + "; appending to " +
-                quoted(path) + ", which may not be the newest file of this capture";
   for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.size() <= prefix.size() + ext.size() || !name.starts_with(prefix) ||
@@ -105,6 +101,12 @@ unsigned newest_rotation(const std::filesystem::path& path, std::string* unliste
         CaptureFile::rotated_path(path, n).filename() == name)
       newest = n;
   }
+  // A missing folder holds no rotated file (output_path::append_problem reports it). An error
+  // part-way through may have hidden the newest file as well as one on opening.
+  if (ec && ec != std::errc::no_such_file_or_directory && unlisted)
+    *unlisted = "cannot list " + quoted(folder) + ": " + ec.message() + "; appending to " +
+                quoted(newest ? CaptureFile::rotated_path(path, newest) : path) +
+                ", which may not be the newest file of this capture";
   return newest;
 }
 

@@ -6,12 +6,13 @@
 // Rotation, with max_bytes > 0 (given with each append: writers of one shared file may come from
 // configs with different limits, each measured against its own): a record that would make the
 // current file longer than max_bytes goes to a new file instead (each file holds at least one
-// record, so with max_bytes >= 64 KiB no file is ever longer). The files are `path` itself, then
-// `<stem>_000001<ext>`, `<stem>_000002<ext>`, ... in the same folder (capture.pcap,
-// capture_000001.pcap, ...), each number the first after the previous one that names no existing
-// file. Append mode opens the newest of them (the highest number, or `path`), so a restart never
-// overwrites a capture and `ls` lists the files in the order they were written, across restarts
-// too.
+// record, so with max_bytes >= 64 KiB no file is longer than the largest limit of the writers
+// that wrote into it). The files are `path` itself, then `<stem>_000001<ext>`,
+// `<stem>_000002<ext>`, ... in the same folder (capture.pcap, capture_000001.pcap, ...), each
+// number the first after the previous one that names no existing file. Append mode opens the
+// newest of them (the highest number, or `path`; `path` too if the folder cannot be listed, see
+// unlisted_folder()), so a restart never overwrites a capture and `ls` lists the files in the
+// order they were written, across restarts too.
 //
 // Errors: the first failure to open or write is returned, once, by the call that met it, for the
 // caller to log; from then on the object takes nothing. A write that failed half-way is cut off
