@@ -506,8 +506,8 @@ def scenario_rtt1(name, env, tmp, cfg):
     """rtt with the client, the echo server and the proxy all on one CPU (the harness's affinity,
     which they inherit). Across CPUs a round trip is mostly the cost of waking a thread on another
     CPU, which on a virtual machine is the host's and moves with where the scheduler put each
-    process (a direct ping-pong here: 12 µs on one CPU, 50 µs across two); on one CPU what is left
-    is each proxy's own work and its context switches."""
+    process (a direct ping-pong here: 12.7 µs on one CPU, 50 µs across two); on one CPU what is
+    left is each proxy's own work and its context switches."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {max(before)})
     try:

@@ -100,11 +100,11 @@ error_code system_error_code(int err) {
   return error_code(err, asio::error::get_system_category());
 }
 
-// What a non-blocking connect to `ep` came to once its socket reported writable; nullopt while it
-// is still going on. A second connect(2) tells, at the cost getsockopt(SO_ERROR) had: SO_ERROR
-// is 0 both when connected and when still connecting, and a readiness may not be the connect's
-// (Asio reuses a closed socket's reactor state, and an event already taken for the old socket
-// can still run on it).
+// What a non-blocking connect to `ep` came to, asked right after it said EINPROGRESS or once its
+// socket reported writable; nullopt while it is still going on. A second connect(2) tells, at
+// the cost getsockopt(SO_ERROR) had: SO_ERROR is 0 both when connected and when still
+// connecting, and a readiness may not be the connect's (Asio reuses a closed socket's reactor
+// state, and an event already taken for the old socket can still run on it).
 std::optional<error_code> connect_outcome(Socket& s, const tcp::endpoint& ep) {
   if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0 ||
       errno == EISCONN)
@@ -552,10 +552,11 @@ void Channel::attempt(const tcp::endpoint& ep) {
   if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) return report({});
   if (errno != EINPROGRESS && errno != EINTR) return report(system_error_code(errno));
   // A local upstream (loopback, another namespace on this host) has as a rule answered by the
-  // time connect(2) returns: its handshake ran in the softirq that leaving the call let run. One
-  // more connect tells, and saves the EPOLL_CTL_MOD that waiting for EPOLLOUT would add and a
-  // turn of the reactor; a remote upstream pays that system call for nothing, next to at least
-  // a network round trip.
+  // time connect(2) returns: the SYN and SYN-ACK are handled in softirq inside the call, and the
+  // SYN-ACK reaches the socket from its backlog as the call releases it. One more connect tells,
+  // and saves the EPOLL_CTL_MOD that waiting for EPOLLOUT would add and a turn of the reactor.
+  // The wait stays for the rest: a remote upstream (which pays this system call for nothing,
+  // next to a network round trip), softirq work handed to ksoftirqd, RPS, a full SYN queue.
   if (const auto outcome = connect_outcome(upstream_, ep)) return report(*outcome);
   await_connect();
 }
